@@ -1,0 +1,257 @@
+"""The building blocks, written so that `forward` reads like the paper's figure.
+
+Captum-safe by construction: one activation module per use, no in-place ops, and the
+residual add out of place (`out = out + identity`), so DeepLift, Integrated Gradients,
+saliency and GradCAM all work on every block. A residual block's `skip` is a plain flag
+read on every forward: toggling it changes no weight, buffer or optimizer state.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.plan import IDENTITY, NO_SHORTCUT, PROJECTION, ZERO_PAD
+
+_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
+
+
+def make_activation(name: str) -> nn.Module:
+    """A fresh module every call: DeepLift attaches its hooks per module."""
+    return _ACTIVATIONS[name]()
+
+
+def norm2d(channels: int, on: bool) -> nn.Module:
+    return nn.BatchNorm2d(channels) if on else nn.Identity()
+
+
+def norm1d(features: int, on: bool) -> nn.Module:
+    return nn.BatchNorm1d(features) if on else nn.Identity()
+
+
+def conv(cin: int, cout: int, kernel_size: int, stride: int = 1, bn: bool = True) -> nn.Conv2d:
+    """'same' padding for odd kernels; no bias when a BatchNorm follows (it has one)."""
+    return nn.Conv2d(cin, cout, kernel_size, stride=stride, padding=kernel_size // 2, bias=not bn)
+
+
+# --- shortcuts (He et al. 2015, sec. 3.3) ------------------------------------------------
+
+
+class ZeroPadShortcut(nn.Module):
+    """Option A: identity with strided subsampling, new channels filled with zeros.
+
+    No parameters, so a plain net and its residual twin have the same parameter count.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        self.stride = stride
+        self.extra = out_channels - in_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[:, :, :: self.stride, :: self.stride]  # (B, C, H, W) -> (B, C, H/s, W/s)
+        return F.pad(x, (0, 0, 0, 0, 0, self.extra))  # (B, C, ...) -> (B, C + extra, ...)
+
+
+class Projection(nn.Module):
+    """Option B: a 1x1 conv (with the block's stride) and BatchNorm, torchvision's
+    `downsample`."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, bn: bool):
+        super().__init__()
+        self.conv = conv(in_channels, out_channels, 1, stride, bn)
+        self.bn = norm2d(out_channels, bn)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(x))
+
+
+def make_shortcut(kind: str, cin: int, cout: int, stride: int, bn: bool) -> nn.Module | None:
+    if kind == IDENTITY:
+        return nn.Identity()
+    if kind == ZERO_PAD:
+        return ZeroPadShortcut(cin, cout, stride)
+    if kind == PROJECTION:
+        return Projection(cin, cout, stride, bn)
+    assert kind == NO_SHORTCUT, kind
+    return None
+
+
+class SkipUnavailableError(ValueError):
+    """A skip was switched on in a block that changes shape and has no shortcut."""
+
+
+class _SkipMixin:
+    """The live `skip` flag. Off: the block computes exactly its plain twin."""
+
+    shortcut: nn.Module | None
+    _skip: bool
+
+    @property
+    def skip(self) -> bool:
+        return self._skip
+
+    @skip.setter
+    def skip(self, on: bool) -> None:
+        if on and self.shortcut is None:
+            raise SkipUnavailableError(
+                "this block changes shape and was built without a shortcut; set its "
+                "shortcut to 'projection' or 'zero-pad' in the builder, then rebuild"
+            )
+        self._skip = bool(on)
+
+
+# --- blocks ------------------------------------------------------------------------------
+
+
+class ConvBlock(nn.Module):
+    """conv -> BN -> activation."""
+
+    def __init__(self, cin: int, cout: int, kernel_size: int, stride: int, bn: bool, act: str):
+        super().__init__()
+        self.conv = conv(cin, cout, kernel_size, stride, bn)
+        self.bn = norm2d(cout, bn)
+        self.act = make_activation(act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.conv(x)))
+
+
+class Stem(ConvBlock):
+    """The first conv; the ImageNet layout adds a 3x3/2 max pool."""
+
+    def __init__(self, cin: int, cout: int, kernel_size: int, stride: int, bn: bool, act: str,
+                 pool: bool):  # fmt: skip
+        super().__init__(cin, cout, kernel_size, stride, bn, act)
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1) if pool else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(super().forward(x))
+
+
+class DenseBlock(nn.Module):
+    """Linear -> BN -> activation, on flat features."""
+
+    def __init__(self, fin: int, fout: int, bn: bool, act: str):
+        super().__init__()
+        self.fc = nn.Linear(fin, fout, bias=not bn)
+        self.bn = norm1d(fout, bn)
+        self.act = make_activation(act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.fc(x)))
+
+
+class BasicBlock(_SkipMixin, nn.Module):
+    """Two 3x3 convs with a skip around them (He et al. 2015, Fig. 2).
+
+    The stride sits on the first conv; with the skip off this is exactly the plain block.
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int, bn: bool, act: str, shortcut: str,
+                 skip: bool):  # fmt: skip
+        super().__init__()
+        self.conv1 = conv(cin, cout, 3, stride, bn)
+        self.bn1 = norm2d(cout, bn)
+        self.act1 = make_activation(act)
+        self.conv2 = conv(cout, cout, 3, 1, bn)
+        self.bn2 = norm2d(cout, bn)
+        self.shortcut = make_shortcut(shortcut, cin, cout, stride, bn)
+        self.act2 = make_activation(act)
+        self.skip = skip
+
+    def zero_init_last(self) -> None:
+        """Start the branch at zero so the block begins as the identity (Goyal et al. 2017)."""
+        if isinstance(self.bn2, nn.BatchNorm2d):
+            nn.init.zeros_(self.bn2.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.skip:
+            out = out + self.shortcut(x)  # the one line that makes the block residual
+        return self.act2(out)
+
+
+class BottleneckBlock(_SkipMixin, nn.Module):
+    """1x1 reduce -> 3x3 -> 1x1 expand, with a skip (He et al. 2015, Fig. 5).
+
+    The stride sits on the 3x3 conv, as in torchvision's "ResNet V1.5", which is what
+    torchvision's resnet50 weights use.
+    """
+
+    def __init__(self, cin: int, width: int, cout: int, stride: int, bn: bool, act: str,
+                 shortcut: str, skip: bool):  # fmt: skip
+        super().__init__()
+        self.conv1 = conv(cin, width, 1, 1, bn)
+        self.bn1 = norm2d(width, bn)
+        self.act1 = make_activation(act)
+        self.conv2 = conv(width, width, 3, stride, bn)
+        self.bn2 = norm2d(width, bn)
+        self.act2 = make_activation(act)
+        self.conv3 = conv(width, cout, 1, 1, bn)
+        self.bn3 = norm2d(cout, bn)
+        self.shortcut = make_shortcut(shortcut, cin, cout, stride, bn)
+        self.act3 = make_activation(act)
+        self.skip = skip
+
+    def zero_init_last(self) -> None:
+        if isinstance(self.bn3, nn.BatchNorm2d):
+            nn.init.zeros_(self.bn3.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.bn1(self.conv1(x)))
+        out = self.act2(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.skip:
+            out = out + self.shortcut(x)
+        return self.act3(out)
+
+
+class DenseResidualBlock(_SkipMixin, nn.Module):
+    """Dense(width) -> Dropout -> Dense(bottleneck) -> Dense(width), then add.
+
+    The classic Keras example: `x = Dropout(Dense(1024)(inp)); y = Dense(1024)(Dense(512)(x));
+    z = Add()([x, y])`. The skip carries the dropout's output past the two inner layers.
+    """
+
+    def __init__(self, fin: int, width: int, bottleneck: int, p: float, bn: bool, act: str,
+                 skip: bool):  # fmt: skip
+        super().__init__()
+        self.fc1 = nn.Linear(fin, width, bias=not bn)
+        self.bn1 = norm1d(width, bn)
+        self.act1 = make_activation(act)
+        self.drop = nn.Dropout(p)
+        self.fc2 = nn.Linear(width, bottleneck, bias=not bn)
+        self.bn2 = norm1d(bottleneck, bn)
+        self.act2 = make_activation(act)
+        self.fc3 = nn.Linear(bottleneck, width, bias=not bn)
+        self.bn3 = norm1d(width, bn)
+        self.act3 = make_activation(act)
+        self.shortcut = nn.Identity()
+        self.skip = skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.drop(self.act1(self.bn1(self.fc1(x))))  # (B, F) -> (B, width)
+        out = self.act2(self.bn2(self.fc2(x)))  # (B, width) -> (B, bottleneck)
+        out = self.act3(self.bn3(self.fc3(out)))  # (B, bottleneck) -> (B, width)
+        if self.skip:
+            out = out + self.shortcut(x)
+        return out
+
+
+class Head(nn.Module):
+    """Global pool (images only) -> flatten -> dropout -> linear to class scores."""
+
+    def __init__(self, features: int, classes: int, pool: str | None, p: float):
+        super().__init__()
+        pools = {"avg": nn.AdaptiveAvgPool2d, "max": nn.AdaptiveMaxPool2d}
+        self.pool = pools[pool](1) if pool else nn.Identity()
+        self.flatten = nn.Flatten()
+        self.drop = nn.Dropout(p) if p > 0 else nn.Identity()
+        self.fc = nn.Linear(features, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.flatten(self.pool(x))  # (B, C, H, W) -> (B, C)
+        return self.fc(self.drop(x))  # (B, C) -> (B, classes)
