@@ -121,8 +121,9 @@ class ConvBlock(nn.Module):
 class Stem(ConvBlock):
     """The first conv; the ImageNet layout adds a 3x3/2 max pool."""
 
-    def __init__(self, cin: int, cout: int, kernel_size: int, stride: int, bn: bool, act: str,
-                 pool: bool):  # fmt: skip
+    def __init__(
+        self, cin: int, cout: int, kernel_size: int, stride: int, bn: bool, act: str, pool: bool
+    ):
         super().__init__(cin, cout, kernel_size, stride, bn, act)
         self.pool = nn.MaxPool2d(3, stride=2, padding=1) if pool else nn.Identity()
 
@@ -149,8 +150,9 @@ class BasicBlock(_SkipMixin, nn.Module):
     The stride sits on the first conv; with the skip off this is exactly the plain block.
     """
 
-    def __init__(self, cin: int, cout: int, stride: int, bn: bool, act: str, shortcut: str,
-                 skip: bool):  # fmt: skip
+    def __init__(
+        self, cin: int, cout: int, stride: int, bn: bool, act: str, shortcut: str, skip: bool
+    ):
         super().__init__()
         self.conv1 = conv(cin, cout, 3, stride, bn)
         self.bn1 = norm2d(cout, bn)
@@ -181,8 +183,17 @@ class BottleneckBlock(_SkipMixin, nn.Module):
     torchvision's resnet50 weights use.
     """
 
-    def __init__(self, cin: int, width: int, cout: int, stride: int, bn: bool, act: str,
-                 shortcut: str, skip: bool):  # fmt: skip
+    def __init__(
+        self,
+        cin: int,
+        width: int,
+        cout: int,
+        stride: int,
+        bn: bool,
+        act: str,
+        shortcut: str,
+        skip: bool,
+    ):
         super().__init__()
         self.conv1 = conv(cin, width, 1, 1, bn)
         self.bn1 = norm2d(width, bn)
@@ -216,8 +227,9 @@ class DenseResidualBlock(_SkipMixin, nn.Module):
     z = Add()([x, y])`. The skip carries the dropout's output past the two inner layers.
     """
 
-    def __init__(self, fin: int, width: int, bottleneck: int, p: float, bn: bool, act: str,
-                 skip: bool):  # fmt: skip
+    def __init__(
+        self, fin: int, width: int, bottleneck: int, p: float, bn: bool, act: str, skip: bool
+    ):
         super().__init__()
         self.fc1 = nn.Linear(fin, width, bias=not bn)
         self.bn1 = norm1d(width, bn)

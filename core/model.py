@@ -112,9 +112,14 @@ class Net(nn.Module):
 def _build_stem(plan: Plan) -> nn.Module:
     s, layer = plan.spec.stem, plan.stem
     return Stem(
-        layer.in_shape[0], s.out_channels, s.kernel_size, s.stride, layer.batch_norm,
-        layer.activation, s.pool,
-    )  # fmt: skip
+        layer.in_shape[0],
+        s.out_channels,
+        s.kernel_size,
+        s.stride,
+        layer.batch_norm,
+        layer.activation,
+        s.pool,
+    )
 
 
 def _build_block(plan: Plan, i: int) -> nn.Module:
@@ -180,8 +185,9 @@ def init_module(module: nn.Module, scheme: str, activation: str, gen: torch.Gene
                 init.zeros_(b)
 
 
-def build(spec: NetSpec, *, seed: int | None = None, generator: torch.Generator | None = None
-          ) -> Net:  # fmt: skip
+def build(
+    spec: NetSpec, *, seed: int | None = None, generator: torch.Generator | None = None
+) -> Net:
     """Validate `spec` and build it, initialised from `seed` (or `generator`).
 
     Raises:

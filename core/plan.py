@@ -285,10 +285,16 @@ def _plan_stem(spec: NetSpec, stem: StemSpec, shape: Shape, limits: SpecLimits) 
         oh, ow = _shrink((stem.out_channels, oh, ow), 3, 2, 1, "max pool", where, None)
         acts += stem.out_channels * oh * ow
     return Layer(
-        name="stem", kind="stem", index=None, in_shape=shape,
-        out_shape=(stem.out_channels, oh, ow), params=params, macs=macs, activations=acts,
+        name="stem",
+        kind="stem",
+        index=None,
+        in_shape=shape,
+        out_shape=(stem.out_channels, oh, ow),
+        params=params,
+        macs=macs,
+        activations=acts,
         **s,
-    )  # fmt: skip
+    )
 
 
 def _plan_head(spec: NetSpec, head: HeadSpec, shape: Shape) -> Layer:
@@ -300,10 +306,17 @@ def _plan_head(spec: NetSpec, head: HeadSpec, shape: Shape) -> Layer:
     acts += features if head.dropout > 0 else 0
     params, macs, fc_acts = _linear(features, spec.num_classes, bn=False, act=False)
     return Layer(
-        name="head", kind="head", index=None, in_shape=shape, out_shape=(spec.num_classes,),
-        activation="", init=spec.defaults.init, params=params, macs=macs,
+        name="head",
+        kind="head",
+        index=None,
+        in_shape=shape,
+        out_shape=(spec.num_classes,),
+        activation="",
+        init=spec.defaults.init,
+        params=params,
+        macs=macs,
         activations=acts + fc_acts,
-    )  # fmt: skip
+    )
 
 
 def _shortcut(block: _Residual, i: int, in_shape: Shape, out_shape: Shape) -> str:
@@ -352,9 +365,14 @@ def _plan_block(spec: NetSpec, i: int, block: BlockSpec, shape: Shape, limits) -
         stride = block.kernel_size if block.stride is None else block.stride
         _stride(stride, where, i)
         _check_int(
-            block.padding, "padding", 0, block.kernel_size // 2, where, i,
+            block.padding,
+            "padding",
+            0,
+            block.kernel_size // 2,
+            where,
+            i,
             "padding can be at most half the kernel size",
-        )  # fmt: skip
+        )
         oh, ow = _shrink(shape, block.kernel_size, stride, block.padding, "pool", where, i)
         out = (shape[0], oh, ow)
         return Layer(**base, out_shape=out, activations=shape[0] * oh * ow)
@@ -391,9 +409,14 @@ def _plan_block(spec: NetSpec, i: int, block: BlockSpec, shape: Shape, limits) -
     if isinstance(block, DenseSpec):
         _needs_flat(shape, "dense", where, i)
         _check_int(
-            block.out_features, "out_features", 1, limits.max_features, where, i,
+            block.out_features,
+            "out_features",
+            1,
+            limits.max_features,
+            where,
+            i,
             "use for example 128 or 1024",
-        )  # fmt: skip
+        )
         p, m, a = _linear(shape[0], block.out_features, bn)
         return Layer(**base, out_shape=(block.out_features,), params=p, macs=m, activations=a, **s)
 
@@ -401,9 +424,14 @@ def _plan_block(spec: NetSpec, i: int, block: BlockSpec, shape: Shape, limits) -
         _needs_flat(shape, "dense residual", where, i)
         for name in ("width", "bottleneck"):
             _check_int(
-                getattr(block, name), name, 1, limits.max_features, where, i,
+                getattr(block, name),
+                name,
+                1,
+                limits.max_features,
+                where,
+                i,
                 "the classic block uses width 1024 and bottleneck 512",
-            )  # fmt: skip
+            )
         _check_p(block.dropout, "dropout", where, i)
         if not isinstance(block.skip, bool):
             raise SpecError(f"skip must be true or false, got {block.skip!r}", block=i)
@@ -411,9 +439,15 @@ def _plan_block(spec: NetSpec, i: int, block: BlockSpec, shape: Shape, limits) -
         cost = _add(_linear(shape[0], w, bn), (0, 0, w), _linear(w, b, bn), _linear(b, w, bn))
         p, m, a = cost
         return Layer(
-            **base, out_shape=(w,), params=p, macs=m, activations=a, skip=block.skip,
-            shortcut=IDENTITY, **s,
-        )  # fmt: skip
+            **base,
+            out_shape=(w,),
+            params=p,
+            macs=m,
+            activations=a,
+            skip=block.skip,
+            shortcut=IDENTITY,
+            **s,
+        )
 
     if isinstance(block, (BasicSpec, BottleneckSpec)):
         _needs_image(shape, block.kind, where, i)
@@ -444,8 +478,14 @@ def _plan_block(spec: NetSpec, i: int, block: BlockSpec, shape: Shape, limits) -
             cost = _add(cost, _conv(cin, cout, 1, hw, bn, act=False))
         p, m, a = cost
         return Layer(
-            **base, out_shape=out, params=p, macs=m, activations=a, skip=block.skip,
-            shortcut=shortcut, **s,
-        )  # fmt: skip
+            **base,
+            out_shape=out,
+            params=p,
+            macs=m,
+            activations=a,
+            skip=block.skip,
+            shortcut=shortcut,
+            **s,
+        )
 
     raise SpecError(f"unknown kind of block {block.kind!r}", block=i)

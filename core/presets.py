@@ -71,8 +71,11 @@ def imagenet_resnet(
 ) -> NetSpec:
     """torchvision's resnet18/34/50 layout: 7x7/2 stem and max pool, four stages of
     64-512 filters, 1x1 projection shortcuts where the shape changes (option B)."""
-    layouts = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)),
-               50: ("bottleneck", (3, 4, 6, 3))}  # fmt: skip
+    layouts = {
+        18: ("basic", (2, 2, 2, 2)),
+        34: ("basic", (3, 4, 6, 3)),
+        50: ("bottleneck", (3, 4, 6, 3)),
+    }
     kind, depths = layouts[depth]
 
     def block(width: int, stride: int) -> BlockSpec:
@@ -161,25 +164,47 @@ def _presets() -> dict[str, Preset]:
             )
     for n in (3, 5, 7, 9, 18):
         depth = 6 * n + 2
-        add(f"resnet{depth}", f"ResNet-{depth} (CIFAR)",
+        add(
+            f"resnet{depth}",
+            f"ResNet-{depth} (CIFAR)",
             f"He et al. 2015, sec. 4.2: {depth} layers, 16/32/64 filters, zero-pad shortcuts.",
-            lambda n=n: cifar_resnet(n))  # fmt: skip
-        add(f"plain{depth}", f"Plain-{depth} (CIFAR)",
+            lambda n=n: cifar_resnet(n),
+        )
+        add(
+            f"plain{depth}",
+            f"Plain-{depth} (CIFAR)",
             f"The plain twin of ResNet-{depth}: same layers and parameters, no skips.",
-            lambda n=n: cifar_resnet(n, residual=False))  # fmt: skip
+            lambda n=n: cifar_resnet(n, residual=False),
+        )
     for depth in (18, 34, 50):
-        add(f"resnet{depth}_imagenet", f"ResNet-{depth} (ImageNet layout)",
+        add(
+            f"resnet{depth}_imagenet",
+            f"ResNet-{depth} (ImageNet layout)",
             f"torchvision's resnet{depth}: 224x224 input, projection shortcuts.",
-            lambda d=depth: imagenet_resnet(d), IMAGENET_SHAPE)  # fmt: skip
-    add("dense_residual", "Dense residual MLP",
+            lambda d=depth: imagenet_resnet(d),
+            IMAGENET_SHAPE,
+        )
+    add(
+        "dense_residual",
+        "Dense residual MLP",
         "The classic Keras block: Dense 1024 -> Dropout -> 512 -> 1024 -> Add.",
-        dense_residual, MNIST_SHAPE)  # fmt: skip
-    add("dense_plain", "Dense plain MLP",
+        dense_residual,
+        MNIST_SHAPE,
+    )
+    add(
+        "dense_plain",
+        "Dense plain MLP",
         "The same MLP with its skip off.",
-        lambda: dense_residual(residual=False), MNIST_SHAPE)  # fmt: skip
-    add("dense_sigmoid8", "Deep sigmoid MLP (8 layers)",
+        lambda: dense_residual(residual=False),
+        MNIST_SHAPE,
+    )
+    add(
+        "dense_sigmoid8",
+        "Deep sigmoid MLP (8 layers)",
         "Eight sigmoid dense layers: the textbook case of vanishing gradients.",
-        dense_plain_deep, MNIST_SHAPE)  # fmt: skip
+        dense_plain_deep,
+        MNIST_SHAPE,
+    )
     return out
 
 

@@ -235,7 +235,7 @@ class NetSpec:
     def with_skips(self, on: bool) -> NetSpec:
         """The same network with every skip connection on (residual) or off (plain)."""
         blocks = tuple(dataclasses.replace(b, skip=on) if b.residual else b for b in self.blocks)
-        return dataclasses.replace(self, blocks=blocks)
+        return dataclasses.replace(self, blocks=blocks, name=_twin_name(self.name, on))
 
     # -- JSON ---------------------------------------------------------------------------
 
@@ -300,6 +300,16 @@ class NetSpec:
                 f"the file is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})"
             ) from None
         return cls.from_dict(data)
+
+
+def _twin_name(name: str, residual: bool) -> str:
+    """'ResNet-56' <-> 'Plain-56', 'Dense residual MLP' <-> 'Dense plain MLP'."""
+    pairs = (("ResNet-", "Plain-"), (" residual ", " plain "))
+    for res, plain in pairs:
+        old, new = (plain, res) if residual else (res, plain)
+        if old in f" {name} ":
+            return f" {name} ".replace(old, new, 1).strip()
+    return name
 
 
 # --- parsing helpers -------------------------------------------------------------------

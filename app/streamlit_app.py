@@ -1,0 +1,17 @@
+"""ResNet Explorer: page setup and navigation, nothing else."""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `streamlit run app/streamlit_app.py` puts only app/ on it
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+st.set_page_config(page_title="ResNet Explorer", page_icon=":material/hub:", layout="wide")
+
+pages = [
+    st.Page("views/build.py", title="Build", icon=":material/construction:", default=True),
+]
+st.navigation(pages).run()
