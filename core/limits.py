@@ -24,3 +24,25 @@ class SpecLimits:
 
 
 SPEC_LIMITS = SpecLimits()
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataLimits:
+    """Caps on what a dataset request or an uploaded zip may cost the server."""
+
+    max_samples: int = 60_000  # Shapes images per request; MNIST's training set size
+    min_side: int = 8  # the digits' native size
+    max_side: int = 128  # side images are resized to; 4x CIFAR, still cheap on a CPU
+    max_tensor_bytes: int = 2 * 1024**3  # one dataset as float32 (CIFAR-10 train: 0.6 GB)
+    max_cache_bytes: int = 6 * 1024**3  # all cached datasets together, shared by all users
+    max_upload_bytes: int = 100 * 1024**2  # the zip as uploaded
+    max_unzipped_bytes: int = 300 * 1024**2  # counted while decompressing, never declared
+    max_entries: int = 10_000  # files and folders in one zip
+    max_ratio: int = 100  # decompressed / compressed per entry; zip bombs reach 1000+
+    ratio_floor_bytes: int = 1024**2  # below this an entry may compress well (a flat icon)
+    max_pixels: int = 4096 * 4096  # per image, read from its header before decoding
+    max_classes: int = 100
+    min_per_class: int = 10  # images per class in an upload; fewer cannot be split
+
+
+DATA_LIMITS = DataLimits()

@@ -1,0 +1,422 @@
+"""Every dataset as one `TensorData`: built-in Shapes and digits, torchvision's MNIST,
+Fashion-MNIST and CIFAR-10, and a user's zip of class folders (`core.uploads`).
+
+Files live in the data directory: the `root` argument, else $RESNET_EXPLORER_DATA, else
+~/.cache/resnet-explorer/data. Results are cached process-wide: never change one in place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import os
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from core.limits import DATA_LIMITS, DataLimits
+from core.shapes_data import SHAPE_CLASSES, make_shapes
+
+DATA_ENV = "RESNET_EXPLORER_DATA"
+SHAPES_SIZES = (16, 32, 64)  # the resolutions the app offers for Shapes
+SHAPES_DEFAULT_N = 6_000
+
+
+class DataError(ValueError):
+    """A dataset that cannot be loaded. The message says what is wrong and what to do."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatasetInfo:
+    """What the app shows about a dataset before loading it."""
+
+    title: str
+    channels: int
+    native_size: int  # side in pixels as stored; a request may resize
+    offline: bool  # needs no download
+    augment: bool  # random crop and flip suit it (photos, not digits or masked shapes)
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    name: DatasetInfo(title=title, channels=c, native_size=side, offline=off, augment=aug)
+    for name, title, c, side, off, aug in (
+        ("shapes", "Shapes", 3, 32, True, False),
+        ("digits", "Digits", 1, 8, True, False),
+        ("mnist", "MNIST", 1, 28, False, False),
+        ("fashion_mnist", "Fashion-MNIST", 1, 28, False, False),
+        ("cifar10", "CIFAR-10", 3, 32, False, True),
+        ("upload", "Your images", 3, 32, True, True),
+    )
+}
+_TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataRequest:
+    """Which data, at which size, split how. Hashable: it is the cache key."""
+
+    name: str = "shapes"
+    size: int | None = None  # side in pixels; None = the dataset's own
+    n: int | None = None  # Shapes only: how many images to generate (None = 6,000)
+    seed: int = 0  # draws Shapes, the validation split and the subset
+    subset: int | None = None  # keep this many training images (class-proportional)
+    # Share held out for validation; MNIST and CIFAR use their test split instead, and
+    # use this share only to size the validation subset.
+    val_fraction: float = 0.2
+    upload: str | None = None  # for name "upload": the zip's SHA-256 from import_upload
+
+    def __post_init__(self) -> None:
+        lim = DATA_LIMITS
+        if self.name not in DATASETS:
+            raise DataError(f"unknown dataset {self.name!r}; choose one of: {', '.join(DATASETS)}")
+        size = DATASETS[self.name].native_size if self.size is None else self.size
+        if not lim.min_side <= size <= lim.max_side:
+            raise DataError(f"image size {size} px: choose {lim.min_side} to {lim.max_side}")
+        object.__setattr__(self, "size", size)  # so 'native' and its number share a cache key
+        if self.name == "shapes":
+            n = SHAPES_DEFAULT_N if self.n is None else self.n
+            if not 12 <= n <= lim.max_samples:  # two of each of the six shapes
+                raise DataError(f"Shapes needs between 12 and {lim.max_samples:,} images, not {n}")
+            object.__setattr__(self, "n", n)
+        elif self.n is not None:
+            raise DataError(f"n sets how many Shapes to draw; for {self.name} use subset instead")
+        if self.seed < 0:
+            raise DataError(f"the seed must be 0 or more, got {self.seed}")
+        if self.subset is not None and self.subset < 10:
+            raise DataError(f"a subset needs at least 10 images, got {self.subset}")
+        if not 0.05 <= self.val_fraction <= 0.5:
+            raise DataError(f"val_fraction must be 0.05 to 0.5, got {self.val_fraction}")
+        is_digest = isinstance(self.upload, str) and re.fullmatch("[0-9a-f]{64}", self.upload)
+        if (self.name == "upload") != bool(is_digest):
+            raise DataError(
+                "an uploaded dataset is named by the 64-character SHA-256 that import_upload "
+                "returns, and only name='upload' takes one"
+            )
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class TensorData:
+    """A whole dataset as tensors on one device, ready to index.
+
+    Images are float32 in [0, 1], (N, C, H, W); labels int64 (N,); masks, where the
+    dataset has them (Shapes), bool (N, H, W), True on the object.
+    """
+
+    name: str
+    classes: tuple[str, ...]
+    x_train: Tensor
+    y_train: Tensor
+    x_val: Tensor
+    y_val: Tensor
+    mean: tuple[float, ...]  # per channel, over the training images
+    std: tuple[float, ...]
+    masks_train: Tensor | None = None
+    masks_val: Tensor | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def device(self) -> torch.device:
+        return self.x_train.device
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self._tensors().values() if t is not None)
+
+    def normalize(self, x: Tensor) -> Tensor:
+        """(x - mean) / std per channel, on x's device; not in place."""
+        shape = (1, -1, 1, 1)
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(shape)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(shape)
+        return (x - mean) / std
+
+    def to(self, device: str | torch.device) -> TensorData:
+        moved = {k: None if t is None else t.to(device) for k, t in self._tensors().items()}
+        return dataclasses.replace(self, **moved)
+
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        generator: torch.Generator,
+        device: str | torch.device | None = None,
+        drop_last: bool = False,
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """One epoch of shuffled (images, labels) training batches, by indexing a permutation.
+
+        The order comes from `generator` alone (on any device), so two runs given
+        generators with one seed see the same batches. `device` moves each batch; by
+        default batches stay where the data is.
+        """
+        n = len(self.y_train)
+        order = torch.randperm(n, generator=generator, device=generator.device)
+        order = order.to(self.device)
+        stop = n - n % batch_size if drop_last else n
+        for i in range(0, stop, batch_size):
+            idx = order[i : i + batch_size]
+            x, y = self.x_train[idx], self.y_train[idx]
+            if device is not None:
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            yield x, y
+
+    def _tensors(self) -> dict[str, Tensor | None]:
+        names = ("x_train", "y_train", "x_val", "y_val", "masks_train", "masks_val")
+        return {k: getattr(self, k) for k in names}
+
+
+def augment(
+    x: Tensor, *, generator: torch.Generator, padding: int = 4, flip: bool = True
+) -> Tensor:
+    """Random crop after zero padding, and random horizontal flip, for a whole batch.
+
+    The CIFAR recipe of He et al. 2015 (sec. 4.2): pad 4 pixels, crop back, flip half.
+    Offsets come from `generator` (on any device), so an augmented run is reproducible.
+    """
+    b, _, h, w = x.shape
+    draws = torch.randint(0, 2 * padding + 1, (2, b), generator=generator, device=generator.device)
+    oy, ox = draws.to(x.device)
+    padded = F.pad(x, (padding, padding, padding, padding))  # (B, C, H+2p, W+2p)
+    rows = oy[:, None] + torch.arange(h, device=x.device)  # (B, H)
+    cols = ox[:, None] + torch.arange(w, device=x.device)  # (B, W)
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    out = padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)  # (B,C,H,W)
+    if flip:
+        heads = torch.rand(b, generator=generator, device=generator.device) < 0.5
+        out = torch.where(heads.to(x.device).view(b, 1, 1, 1), out.flip(-1), out)
+    return out.contiguous()
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The data directory: `root`, else $RESNET_EXPLORER_DATA, else the user's cache."""
+    if root is None:
+        root = os.environ.get(DATA_ENV) or Path.home() / ".cache" / "resnet-explorer" / "data"
+    return Path(root).expanduser().resolve()
+
+
+# --- the process-wide cache -------------------------------------------------------------
+
+_cache: OrderedDict[tuple, TensorData] = OrderedDict()  # oldest first
+_cache_lock = threading.Lock()
+_loading: dict[tuple, threading.Lock] = {}  # one lock per key being loaded
+
+
+def load(
+    request: DataRequest,
+    *,
+    root: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+    download: bool = False,
+    limits: DataLimits = DATA_LIMITS,
+) -> TensorData:
+    """The dataset `request` asks for, on `device`; loaded once per process, then shared
+    (two users asking at once load it once). `download` lets torchvision fetch a missing
+    dataset into the data directory: the app passes True, tests never do.
+
+    Raises:
+        DataError: files missing (naming them and where they go), or a cap exceeded.
+    """
+    device = torch.device(device)
+    key = (request, str(data_root(root)), str(device), limits)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+        key_lock = _loading.setdefault(key, threading.Lock())
+    with key_lock:
+        with _cache_lock:
+            if key in _cache:
+                return _cache[key]
+        try:
+            if device.type == "cpu":
+                data = _load_uncached(request, data_root(root), download, limits)
+            else:  # via the cached host copy, which a second device can reuse
+                data = load(request, root=root, download=download, limits=limits).to(device)
+        except BaseException:
+            with _cache_lock:
+                _loading.pop(key, None)
+            raise
+        with _cache_lock:  # cache, then forget the lock: a later caller finds the data
+            _cache[key] = data
+            _loading.pop(key, None)
+            total = sum(d.nbytes for d in _cache.values())
+            while total > limits.max_cache_bytes and len(_cache) > 1:  # drop the oldest
+                total -= _cache.popitem(last=False)[1].nbytes
+    return data
+
+
+def clear_cache() -> None:
+    """Forget every loaded dataset (tests; or to free memory)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+def _load_uncached(req: DataRequest, root: Path, download: bool, lim: DataLimits) -> TensorData:
+    size, masks, test = req.size, None, None
+    if req.name == "shapes":
+        _check_bytes(req.n, 3, size, lim)
+        x, y, masks = make_shapes(req.n, size=size, seed=req.seed)
+        classes = SHAPE_CLASSES
+    elif req.name == "digits":  # 1,797 8x8 images in 0..16, bundled with scikit-learn
+        from sklearn.datasets import load_digits  # slow to import; only when asked for
+
+        digits = load_digits()
+        x = torch.from_numpy(digits.images).float().div_(16).unsqueeze(1)  # (N, 1, 8, 8)
+        y, classes = torch.from_numpy(digits.target).long(), tuple("0123456789")
+    elif req.name == "upload":
+        from core.uploads import read_upload  # it imports this module
+
+        x, y, classes = read_upload(req.upload, size=size, root=root, limits=lim)
+    else:
+        classes, (x, y), test = _torchvision(req.name, root, download, lim)
+
+    xv, yv = (x, y) if test is None else test  # validation draws from these
+    if test is None:
+        val, train = _pick(y, round(req.val_fraction * len(y)), _generator(req.seed, 1))
+    else:
+        train, val = torch.arange(len(y)), torch.arange(len(yv))
+    if req.subset is not None and req.subset < len(train):
+        train = train[_pick(y[train], req.subset, _generator(req.seed, 2))[0]]
+        n_val = max(len(classes), round(req.subset * req.val_fraction / (1 - req.val_fraction)))
+        if n_val < len(val):
+            val = val[_pick(yv[val], n_val, _generator(req.seed, 3))[0]]
+    _check_bytes(len(train) + len(val), x.shape[1], size, lim)
+    x_train = _as_float(x[train], size)
+    std, mean = torch.std_mean(x_train, dim=(0, 2, 3), correction=0)
+    return TensorData(
+        name=req.name,
+        classes=tuple(classes),
+        x_train=x_train,
+        y_train=y[train],
+        x_val=_as_float(xv[val], size),
+        y_val=yv[val],
+        mean=tuple(mean.tolist()),
+        std=tuple(s if s > 0 else 1.0 for s in std.tolist()),
+        masks_train=None if masks is None else masks[train],
+        masks_val=None if masks is None else masks[val],
+    )
+
+
+def _pick(y: Tensor, k: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Split indices of `y` into k picked and the rest, each class in proportion to its size.
+
+    In a random order, the j-th of a class's c members gets the key (j + 0.5) / c; the
+    k smallest keys take about k * c / N of each class, never off by more than one.
+    """
+    order = torch.randperm(len(y), generator=gen)
+    shuffled = y[order]
+    onehot = F.one_hot(shuffled, int(y.max()) + 1)  # (N, K)
+    rank = (onehot.cumsum(0) - 1).gather(1, shuffled[:, None]).squeeze(1)
+    keys = (rank + 0.5) / onehot.sum(0)[shuffled]
+    by_key = order[torch.argsort(keys, stable=True)]
+    return by_key[:k].sort().values, by_key[k:].sort().values
+
+
+def _generator(seed: int, stream: int) -> torch.Generator:
+    """An independent generator per use of the seed (the split, the subset, ...)."""
+    state = np.random.SeedSequence([seed, stream]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def _as_float(x: Tensor, size: int) -> Tensor:
+    """uint8 or float images -> float32 in [0, 1] at size x size, in chunks to bound memory."""
+    out = torch.empty(len(x), x.shape[1], size, size)
+    for i in range(0, len(x), 4096):
+        chunk = x[i : i + 4096]
+        chunk = chunk.float().div_(255) if chunk.dtype == torch.uint8 else chunk.float()
+        if chunk.shape[-2:] != (size, size):
+            chunk = F.interpolate(
+                chunk, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+            ).clamp_(0, 1)
+        out[i : i + 4096] = chunk
+    return out
+
+
+def _check_bytes(n: int, channels: int, size: int, lim: DataLimits) -> None:
+    if (need := n * channels * size * size * 4) > lim.max_tensor_bytes:
+        raise DataError(
+            f"{n:,} images of {channels}x{size}x{size} need {need / 1024**3:.1f} GB, over the "
+            f"cap of {lim.max_tensor_bytes / 1024**3:.1f} GB; ask for a subset or a smaller size"
+        )
+
+
+# --- torchvision ---------------------------------------------------------------------------
+
+
+def _torchvision(name: str, root: Path, download: bool, lim: DataLimits):
+    """(classes, (train images uint8 NCHW, labels), (test images, labels)) via torchvision.
+
+    Its own dataset classes read the files, so the on-disk formats are exactly theirs.
+    CIFAR's batches are pickles: torchvision unpickles them only after their MD5 matches
+    the official files, so nothing but the real CIFAR-10 is ever unpickled.
+    """
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, _TORCHVISION[name])
+    folder, missing = _missing_files(cls, root, lim)
+    failure = ""
+    if missing and download:
+        try:
+            cls(str(root), train=True, download=True)  # fetches both splits
+        except (OSError, RuntimeError) as e:  # URLError is an OSError
+            failure = f"The download failed ({e}). "
+        folder, missing = _missing_files(cls, root, lim)
+    if missing:
+        cifar = "the folder cifar-10-batches-py from cifar-10-python.tar.gz into the data folder"
+        raise DataError(
+            f"{failure}{DATASETS[name].title} is not on this server: {folder} lacks "
+            f"{', '.join(missing)}. Load it once while online to download it, or copy "
+            f"{cifar if name == 'cifar10' else 'these files (or their .gz downloads) there'}."
+        )
+    try:
+        splits = [cls(str(root), train=train) for train in (True, False)]
+    except (RuntimeError, ValueError, TypeError, AssertionError) as e:
+        raise DataError(
+            f"the {DATASETS[name].title} files in {folder} are there but damaged or not "
+            f"the official ones ({e}); delete them and load the dataset again"
+        ) from None
+    pools = [(torch.as_tensor(ds.data), torch.as_tensor(ds.targets)) for ds in splits]
+    # MNIST: (N, H, W) -> (N, 1, H, W); CIFAR: (N, H, W, C) -> (N, C, H, W)
+    pools = [(x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2), y) for x, y in pools]
+    return tuple(splits[0].classes), pools[0], pools[1]
+
+
+def _missing_files(cls: type, root: Path, lim: DataLimits) -> tuple[Path, list[str]]:
+    """The folder torchvision reads, and the files it needs that are not there."""
+    if hasattr(cls, "base_folder"):  # CIFAR: the python batches, checked by MD5 later
+        folder = root / cls.base_folder
+        names = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+        return folder, [f for f in names if not (folder / f).is_file()]
+    # MNIST-like: torchvision reads the un-gzipped IDX files from <root>/<Class>/raw.
+    folder = root / cls.__name__ / "raw"
+    names = [os.path.splitext(os.path.basename(url))[0] for url, _ in cls.resources]
+    for name in names:  # unpack .gz files copied in by hand, as torchvision's download does
+        packed, tmp = folder / f"{name}.gz", folder / f".{name}.part"
+        if (folder / name).is_file() or not packed.is_file():
+            continue
+        try:
+            with gzip.open(packed, "rb") as f:
+                data = f.read(lim.max_unzipped_bytes + 1)  # real bytes, at most the cap
+        except (OSError, EOFError) as e:
+            raise DataError(f"{packed} is not a readable .gz file ({e}); replace it") from None
+        if len(data) > lim.max_unzipped_bytes:
+            raise DataError(f"{packed} unpacks to more than {lim.max_unzipped_bytes:,} bytes")
+        tmp.write_bytes(data)
+        os.replace(tmp, folder / name)  # atomic: never half a file under the real name
+    return folder, [f for f in names if not (folder / f).is_file()]
