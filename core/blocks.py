@@ -35,6 +35,28 @@ def conv(cin: int, cout: int, kernel_size: int, stride: int = 1, bn: bool = True
     return nn.Conv2d(cin, cout, kernel_size, stride=stride, padding=kernel_size // 2, bias=not bn)
 
 
+class Dropout(nn.Dropout):
+    """nn.Dropout that draws its masks from `generator` when one is set.
+
+    A run sets its own generator (`set_dropout_generator`), so two runs with one seed
+    drop the same units even while other runs use the global RNG.
+    """
+
+    generator: torch.Generator | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0 or self.generator is None:
+            return super().forward(x)
+        keep = torch.empty_like(x).bernoulli_(1 - self.p, generator=self.generator)
+        return x * keep / (1 - self.p)
+
+
+def set_dropout_generator(module: nn.Module, generator: torch.Generator | None) -> None:
+    for m in module.modules():
+        if isinstance(m, Dropout):
+            m.generator = generator
+
+
 # --- shortcuts (He et al. 2015, sec. 3.3) ------------------------------------------------
 
 
@@ -234,7 +256,7 @@ class DenseResidualBlock(_SkipMixin, nn.Module):
         self.fc1 = nn.Linear(fin, width, bias=not bn)
         self.bn1 = norm1d(width, bn)
         self.act1 = make_activation(act)
-        self.drop = nn.Dropout(p)
+        self.drop = Dropout(p)
         self.fc2 = nn.Linear(width, bottleneck, bias=not bn)
         self.bn2 = norm1d(bottleneck, bn)
         self.act2 = make_activation(act)
@@ -261,7 +283,7 @@ class Head(nn.Module):
         pools = {"avg": nn.AdaptiveAvgPool2d, "max": nn.AdaptiveMaxPool2d}
         self.pool = pools[pool](1) if pool else nn.Identity()
         self.flatten = nn.Flatten()
-        self.drop = nn.Dropout(p) if p > 0 else nn.Identity()
+        self.drop = Dropout(p) if p > 0 else nn.Identity()
         self.fc = nn.Linear(features, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ from core.blocks import (
     ConvBlock,
     DenseBlock,
     DenseResidualBlock,
+    Dropout,
     Head,
     SkipUnavailableError,
     Stem,
@@ -132,7 +133,7 @@ def _build_block(plan: Plan, i: int) -> nn.Module:
         pool = nn.MaxPool2d if spec.mode == "max" else nn.AvgPool2d
         return pool(spec.kernel_size, stride=stride, padding=spec.padding)
     if isinstance(spec, DropoutSpec):
-        return nn.Dropout(spec.p)
+        return Dropout(spec.p)
     if isinstance(spec, FlattenSpec):
         return nn.Flatten()
     if isinstance(spec, DenseSpec):

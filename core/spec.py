@@ -245,10 +245,10 @@ class NetSpec:
             "name": self.name,
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
-            "stem": _fields_dict(self.stem) if self.stem is not None else None,
-            "blocks": [{"kind": b.kind, **_fields_dict(b)} for b in self.blocks],
-            "head": _fields_dict(self.head),
-            "defaults": _fields_dict(self.defaults),
+            "stem": fields_dict(self.stem) if self.stem is not None else None,
+            "blocks": [{"kind": b.kind, **fields_dict(b)} for b in self.blocks],
+            "head": fields_dict(self.head),
+            "defaults": fields_dict(self.defaults),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -285,10 +285,10 @@ class NetSpec:
             name=_typed(top.get("name", "custom"), str, "name", "the network"),
             input_shape=tuple(shape),
             num_classes=top["num_classes"],
-            stem=_parse(StemSpec, stem, "the stem") if stem is not None else None,
+            stem=parse_dataclass(StemSpec, stem, "the stem") if stem is not None else None,
             blocks=tuple(_parse_block(i, b) for i, b in enumerate(raw_blocks)),
-            head=_parse(HeadSpec, top.get("head", {}), "the head"),
-            defaults=_parse(Defaults, top.get("defaults", {}), "the defaults"),
+            head=parse_dataclass(HeadSpec, top.get("head", {}), "the head"),
+            defaults=parse_dataclass(Defaults, top.get("defaults", {}), "the defaults"),
         )
 
     @classmethod
@@ -315,7 +315,7 @@ def _twin_name(name: str, residual: bool) -> str:
 # --- parsing helpers -------------------------------------------------------------------
 
 
-def _fields_dict(obj: Any) -> dict[str, Any]:
+def fields_dict(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
 
 
@@ -336,6 +336,12 @@ def _reject_unknown(data: dict, known: set[str], where: str, block: int | None =
 _TYPE_WORDS = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
 
 
+def _type_word(t: Any) -> str:
+    if typing.get_origin(t) is tuple:
+        return f"a list of {_TYPE_WORDS[typing.get_args(t)[0]].removeprefix('a ')}s"
+    return "empty (null)"
+
+
 def _typed(value: Any, hint: Any, name: str, where: str, block: int | None = None) -> Any:
     """Check a JSON value against a field's type hint; ints are accepted for floats."""
     options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
@@ -348,11 +354,14 @@ def _typed(value: Any, hint: Any, name: str, where: str, block: int | None = Non
             return float(value)
         if t in (bool, str) and isinstance(value, t):
             return value
-    words = " or ".join(_TYPE_WORDS.get(t, "empty (null)") for t in options)
+        if typing.get_origin(t) is tuple and isinstance(value, list):
+            item = typing.get_args(t)[0]
+            return tuple(_typed(v, item, name, where, block) for v in value)
+    words = " or ".join(_TYPE_WORDS.get(t, _type_word(t)) for t in options)
     raise SpecError(f"'{name}' must be {words}, got {value!r}", block=block, where=where)
 
 
-def _parse(cls: type, data: Any, where: str, block: int | None = None) -> Any:
+def parse_dataclass(cls: type, data: Any, where: str, block: int | None = None) -> Any:
     if not isinstance(data, dict):
         raise SpecError("must be a JSON object of settings", block=block, where=where)
     hints = typing.get_type_hints(cls)
@@ -382,4 +391,4 @@ def _parse_block(index: int, data: Any) -> BlockSpec:
             f"unknown kind {kind!r}; choose one of: {', '.join(BLOCK_KINDS)}", block=index
         )
     settings = {k: v for k, v in data.items() if k != "kind"}
-    return _parse(BLOCK_KINDS[kind], settings, where, index)
+    return parse_dataclass(BLOCK_KINDS[kind], settings, where, index)

@@ -1,0 +1,186 @@
+"""RunLog: the append-only record of one training run, safe to read while it grows.
+
+The trainer appends; views and exporters take immutable snapshots. Snapshots keep
+every step (for export) and downsample on request (for charts), so a long run stays
+light in the browser. No torch here: records hold plain floats.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import threading
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One logged optimizer step. Per-layer tuples follow `RunLog.layers`."""
+
+    step: int  # optimizer steps done, counting from 1
+    epoch: float
+    loss: float
+    accuracy: float
+    lr: float
+    grad_norms: tuple[float, ...]  # L2 norm of each layer's gradient, before the step
+    weight_norms: tuple[float, ...]
+    update_ratios: tuple[float, ...]  # ||w_after - w_before|| / ||w_before||
+    param_grad_norms: tuple[float, ...] = ()  # per parameter tensor, `RunLog.param_names`
+    images_per_s: float = 0.0
+    seconds: float = 0.0  # since the run started, pauses excluded
+
+
+@dataclass(frozen=True, slots=True)
+class EvalRecord:
+    step: int
+    epoch: float
+    loss: float
+    accuracy: float
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened at a step: a skip toggle, an lr change, a pause, an end."""
+
+    step: int
+    kind: str  # skip, lr, pause, resume, stop, diverged, failed, finished
+    detail: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An immutable view of a RunLog at one moment."""
+
+    layers: tuple[str, ...]
+    param_names: tuple[str, ...]
+    steps: tuple[StepRecord, ...]
+    evals: tuple[EvalRecord, ...]
+    events: tuple[Event, ...]
+    version: int
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def last(self) -> StepRecord | None:
+        return self.steps[-1] if self.steps else None
+
+    def column(self, name: str) -> np.ndarray:
+        """One scalar per step: 'step', 'loss', 'accuracy', 'lr', ..."""
+        return np.array([getattr(r, name) for r in self.steps], dtype=np.float64)
+
+    def matrix(self, name: str = "grad_norms") -> np.ndarray:
+        """(steps, layers) array of a per-layer series."""
+        if not self.steps:
+            return np.zeros((0, len(self.layers)))
+        return np.array([getattr(r, name) for r in self.steps], dtype=np.float64)
+
+    def downsample(self, max_points: int) -> Snapshot:
+        """At most `max_points` steps: each bucket of consecutive steps becomes its mean
+        (per-layer norms too), labelled with the bucket's last step. Evals and events
+        are few and kept whole."""
+        n = len(self.steps)
+        if n <= max_points:
+            return self
+        edges = np.linspace(0, n, max_points + 1).astype(int)
+        merged = tuple(_merge(self.steps[a:b]) for a, b in itertools.pairwise(edges))
+        return replace(self, steps=merged)
+
+    def to_csv(self) -> str:
+        """Every step (not downsampled) with per-layer gradient norms, then evals and events."""
+        out = io.StringIO()
+        w = csv.writer(out)
+        w.writerow(
+            [
+                *("step", "epoch", "loss", "accuracy", "lr", "images_per_s", "seconds"),
+                *(f"grad_norm:{layer}" for layer in self.layers),
+                *(f"update_ratio:{layer}" for layer in self.layers),
+            ]
+        )
+        for r in self.steps:
+            w.writerow(
+                [
+                    *(r.step, r.epoch, r.loss, r.accuracy, r.lr, r.images_per_s, r.seconds),
+                    *r.grad_norms,
+                    *r.update_ratios,
+                ]
+            )
+        w.writerow([])
+        w.writerow(["eval_step", "epoch", "val_loss", "val_accuracy"])
+        for e in self.evals:
+            w.writerow([e.step, e.epoch, e.loss, e.accuracy])
+        w.writerow([])
+        w.writerow(["event_step", "kind", "detail"])
+        for e in self.events:
+            w.writerow([e.step, e.kind, e.detail])
+        return out.getvalue()
+
+
+def _merge(records: tuple[StepRecord, ...]) -> StepRecord:
+    def mean(name):
+        return float(np.mean([getattr(r, name) for r in records]))
+
+    def mean_tuple(name):
+        return tuple(np.mean([getattr(r, name) for r in records], axis=0).tolist())
+
+    last = records[-1]
+    return replace(
+        last,
+        loss=mean("loss"),
+        accuracy=mean("accuracy"),
+        grad_norms=mean_tuple("grad_norms"),
+        weight_norms=mean_tuple("weight_norms"),
+        update_ratios=mean_tuple("update_ratios"),
+        param_grad_norms=mean_tuple("param_grad_norms") if last.param_grad_norms else (),
+    )
+
+
+class RunLog:
+    """Append-only, lock-protected log of one run (one arm of a twin run)."""
+
+    def __init__(self, layers: tuple[str, ...], param_names: tuple[str, ...] = (), meta=None):
+        self.layers = tuple(layers)
+        self.param_names = tuple(param_names)
+        self.meta = dict(meta or {})
+        self._lock = threading.Lock()
+        self._steps: list[StepRecord] = []
+        self._evals: list[EvalRecord] = []
+        self._events: list[Event] = []
+        self._version = 0
+
+    def append_step(self, record: StepRecord) -> None:
+        if len(record.grad_norms) != len(self.layers):
+            raise ValueError(
+                f"expected {len(self.layers)} layer norms, got {len(record.grad_norms)}"
+            )
+        with self._lock:
+            self._steps.append(record)
+            self._version += 1
+
+    def append_eval(self, record: EvalRecord) -> None:
+        with self._lock:
+            self._evals.append(record)
+            self._version += 1
+
+    def append_event(self, event: Event) -> None:
+        with self._lock:
+            self._events.append(event)
+            self._version += 1
+
+    @property
+    def version(self) -> int:
+        """Grows with every append: a reader can skip redrawing when it has not changed."""
+        return self._version
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            return Snapshot(
+                layers=self.layers,
+                param_names=self.param_names,
+                steps=tuple(self._steps),
+                evals=tuple(self._evals),
+                events=tuple(self._events),
+                version=self._version,
+                meta=dict(self.meta),
+            )

@@ -1,0 +1,184 @@
+"""The job manager: queue, commands at the right step, isolation, failures, threads."""
+
+import threading
+import time
+
+import pytest
+
+from core.config import TrainConfig
+from core.jobs import Arm, Command, JobError, LocalJobManager
+from tests.core.helpers import separable_data, tiny_spec
+
+DATA = separable_data()
+LONG = TrainConfig(steps=100_000, batch_size=16)  # stopped by the test, never finishes
+SHORT = TrainConfig(steps=12, batch_size=16, eval_every=6)
+
+
+def wait_for(condition, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.005)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def arms(*keys):
+    return [Arm(k, tiny_spec(k)) for k in keys or ("resnet8_narrow",)]
+
+
+@pytest.fixture
+def manager():
+    m = LocalJobManager(max_running=1, max_per_owner=3, max_queue=4, threads_per_job=1)
+    yield m
+    for info in [i for owner in ("alice", "bob") for i in m.list(owner)]:
+        if info.active:
+            m.cancel(info.id, info.owner)
+    for info in [i for owner in ("alice", "bob") for i in m.list(owner)]:
+        m.wait(info.id, timeout=30)
+
+
+def test_a_run_finishes_with_its_telemetry(manager):
+    job = manager.submit("alice", "first", arms(), DATA, SHORT)
+    assert manager.wait(job) == "finished"
+    info = manager.info(job, "alice")
+    assert (info.step, info.total_steps, info.progress) == (12, 12, 1.0)
+    assert info.device.startswith("CPU")
+    snap = manager.logs(job, "alice")["resnet8_narrow"].snapshot()
+    assert [r.step for r in snap.steps] == list(range(1, 13))
+    assert [e.step for e in snap.evals] == [6, 12]
+    assert snap.events[-1].kind == "finished"
+
+
+def test_pause_skip_lr_resume_land_at_the_paused_step(manager):
+    job = manager.submit("alice", "live", arms(), DATA, TrainConfig(steps=30, batch_size=16))
+    manager.send(job, "alice", Command("pause"))
+    wait_for(lambda: manager.info(job, "alice").status == "paused", what="pause")
+    paused_at = manager.info(job, "alice").step
+    manager.send(job, "alice", Command("skip", block=1, on=False))
+    manager.send(job, "alice", Command("lr", value=0.02))
+    log = manager.logs(job, "alice")["resnet8_narrow"]
+    wait_for(lambda: any(e.kind == "lr" for e in log.snapshot().events), what="lr event")
+    assert manager.info(job, "alice").step == paused_at  # nothing trains while paused
+    manager.send(job, "alice", Command("resume"))
+    assert manager.wait(job) == "finished"
+    snap = log.snapshot()
+    kinds = [(e.kind, e.step) for e in snap.events]
+    assert kinds[:4] == [
+        ("pause", paused_at),
+        ("skip", paused_at),
+        ("lr", paused_at),
+        ("resume", paused_at),
+    ]
+    after = [r for r in snap.steps if r.step > paused_at]
+    assert after and after[0].lr == pytest.approx(0.02)
+
+
+def test_stop_is_honoured_within_one_step(manager):
+    job = manager.submit("alice", "long", arms(), DATA, LONG)
+    wait_for(lambda: manager.info(job, "alice").step >= 3, what="three steps")
+    manager.send(job, "alice", Command("stop"))
+    seen = manager.info(job, "alice").step  # at least the step when the stop was sent
+    assert manager.wait(job) == "stopped"
+    final = manager.info(job, "alice").step
+    assert seen <= final <= seen + 1
+    assert manager.logs(job, "alice")["resnet8_narrow"].snapshot().events[-1].kind == "stop"
+
+
+def test_queue_is_fifo_with_visible_positions_and_cancel(manager):
+    a = manager.submit("alice", "a", arms(), DATA, LONG)
+    b = manager.submit("bob", "b", arms(), DATA, SHORT)
+    c = manager.submit("alice", "c", arms(), DATA, SHORT)
+    assert manager.info(a, "alice").status == "running"
+    assert manager.info(b, "bob").queue_position == 1
+    assert manager.info(c, "alice").queue_position == 2
+    manager.cancel(b, "bob")
+    assert manager.info(b, "bob").status == "cancelled"
+    assert manager.info(c, "alice").queue_position == 1
+    manager.cancel(a, "alice")
+    assert manager.wait(a) == "stopped"
+    assert manager.wait(c) == "finished"
+
+
+def test_owners_are_isolated_and_capped(manager):
+    a = manager.submit("alice", "a", arms(), DATA, LONG)
+    assert [i.id for i in manager.list("bob")] == []
+    with pytest.raises(JobError, match="there is no run 'run-1' in this session"):
+        manager.info(a, "bob")
+    with pytest.raises(JobError, match="there is no run"):
+        manager.send(a, "bob", Command("stop"))
+    manager.submit("alice", "b", arms(), DATA, SHORT)
+    manager.submit("alice", "c", arms(), DATA, SHORT)
+    with pytest.raises(JobError, match="you already have 3 runs waiting or running"):
+        manager.submit("alice", "d", arms(), DATA, SHORT)
+    manager.submit("bob", "w", arms(), DATA, SHORT)
+    manager.submit("bob", "x", arms(), DATA, SHORT)  # the queue now holds 4, its limit
+    with pytest.raises(JobError, match=r"the server's queue is full \(4 runs waiting\)"):
+        manager.submit("bob", "y", arms(), DATA, SHORT)
+
+
+def test_a_failing_run_ends_alone_and_its_thread_exits(manager):
+    baseline = threading.active_count()
+
+    def broken_data():
+        raise RuntimeError("the disk is on fire")
+
+    bad = manager.submit("alice", "bad", arms(), broken_data, SHORT)
+    good = manager.submit("alice", "good", arms(), DATA, SHORT)
+    assert manager.wait(bad) == "failed"
+    assert manager.info(bad, "alice").message == "RuntimeError: the disk is on fire"
+    assert manager.wait(good) == "finished"
+    wait_for(lambda: threading.active_count() == baseline, what="threads back to baseline")
+    assert manager.running_threads() == 0
+
+
+def test_a_diverging_run_is_marked_with_its_hint(manager):
+    import dataclasses
+
+    from core.spec import Defaults
+
+    spec = dataclasses.replace(tiny_spec(), defaults=Defaults(batch_norm=False))
+    cfg = TrainConfig(lr=10.0, momentum=0.99, steps=300, batch_size=32)
+    job = manager.submit("alice", "wild", [Arm("net", spec)], DATA, cfg)
+    assert manager.wait(job) == "diverged"
+    assert "Lower the learning rate" in manager.info(job, "alice").message
+
+
+def test_a_refused_command_is_logged_and_the_run_goes_on(manager):
+    job = manager.submit("alice", "x", arms(), DATA, TrainConfig(steps=20, batch_size=16))
+    manager.send(job, "alice", Command("skip", block=0, on=False))
+    manager.send(job, "alice", Command("skip", block=99, on=False))
+    assert manager.wait(job) == "finished"
+    events = manager.logs(job, "alice")["resnet8_narrow"].snapshot().events
+    rejected = [e for e in events if e.kind == "rejected"]
+    assert len(rejected) == 1 and "block 99: has no skip connection" in rejected[0].detail
+
+
+def test_twin_arms_with_one_spec_have_identical_curves(manager):
+    """Same seed for weights and batches: identical nets must trace identical losses."""
+    spec = tiny_spec()
+    job = manager.submit("alice", "twin", [Arm("a", spec), Arm("b", spec)], DATA, SHORT)
+    assert manager.wait(job) == "finished"
+    logs = manager.logs(job, "alice")
+    la, lb = (logs[k].snapshot().column("loss") for k in ("a", "b"))
+    assert len(la) == 12 and (la == lb).all()
+
+
+def test_plain_and_residual_twins_start_equal_then_differ(manager):
+    job = manager.submit("alice", "twin", arms("plain8_narrow", "resnet8_narrow"), DATA, SHORT)
+    assert manager.wait(job) == "finished"
+    logs = manager.logs(job, "alice")
+    plain, res = (logs[k].snapshot() for k in ("plain8_narrow", "resnet8_narrow"))
+    assert plain.steps[0].loss != res.steps[0].loss  # same weights, different function
+    assert len(plain.steps) == len(res.steps) == 12
+
+
+def test_submit_refuses_bad_input_before_queueing(manager):
+    with pytest.raises(JobError, match="needs at least one network"):
+        manager.submit("alice", "none", [], DATA, SHORT)
+    with pytest.raises(JobError, match="need different names"):
+        manager.submit("alice", "dup", [Arm("a", tiny_spec()), Arm("a", tiny_spec())], DATA, SHORT)
+    with pytest.raises(ValueError, match="learning rate"):
+        manager.submit("alice", "bad lr", arms(), DATA, TrainConfig(lr=0))
+    assert manager.list("alice") == []
