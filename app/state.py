@@ -1,15 +1,33 @@
-"""The only module that knows session_state keys. Per-user state is small: ids and specs."""
+"""The only module that knows session_state keys. Per-user state is small: an owner
+token, the network on the builder, and run ids; runs live in the shared job manager."""
 
 from __future__ import annotations
+
+import secrets
 
 import streamlit as st
 
 from core.presets import PRESETS
 from core.spec import NetSpec
 
-DEFAULT_PRESET = "resnet20"
-_SPEC = "spec"
-_PRESET = "preset_key"
+DEFAULT_PRESET = "resnet8_narrow"
+_OWNER, _SPEC, _PRESET, _ACTIVE, _SELECTED = "owner", "spec", "preset_key", "active_job", "block"
+OWNER_PARAM = "me"  # in the URL, so a reload or a reconnect finds the same runs
+
+
+def owner() -> str:
+    """This browser's owner token: from the session, else the URL, else a new one.
+
+    It is written back to the URL on every run, so reloading the page (which starts a
+    new Streamlit session) finds the same runs. 128 random bits: unguessable.
+    """
+    token = st.session_state.get(_OWNER) or st.query_params.get(OWNER_PARAM)
+    if not token or len(token) != 32 or not all(c in "0123456789abcdef" for c in token):
+        token = secrets.token_hex(16)
+    st.session_state[_OWNER] = token
+    if st.query_params.get(OWNER_PARAM) != token:
+        st.query_params[OWNER_PARAM] = token
+    return token
 
 
 def preset_key() -> str:
@@ -17,7 +35,7 @@ def preset_key() -> str:
 
 
 def current_spec() -> NetSpec:
-    """The network on the builder: the chosen preset unless the user loaded their own."""
+    """The network on the builder: the chosen preset unless the user changed it."""
     if _SPEC not in st.session_state:
         st.session_state[_SPEC] = PRESETS[preset_key()].spec()
     return st.session_state[_SPEC]
@@ -27,3 +45,20 @@ def set_spec(spec: NetSpec, preset: str | None = None) -> None:
     st.session_state[_SPEC] = spec
     if preset is not None:
         st.session_state[_PRESET] = preset
+
+
+def selected_block() -> int:
+    return st.session_state.get(_SELECTED, 0)
+
+
+def select_block(index: int) -> None:
+    st.session_state[_SELECTED] = index
+
+
+def active_job() -> str | None:
+    """The run the Train page follows (None: none started in this session yet)."""
+    return st.session_state.get(_ACTIVE)
+
+
+def set_active_job(job_id: str | None) -> None:
+    st.session_state[_ACTIVE] = job_id

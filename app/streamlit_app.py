@@ -13,5 +13,8 @@ st.set_page_config(page_title="ResNet Explorer", page_icon=":material/hub:", lay
 
 pages = [
     st.Page("views/build.py", title="Build", icon=":material/construction:", default=True),
+    st.Page("views/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("views/runs.py", title="Runs", icon=":material/history:"),
 ]
 st.navigation(pages).run()

@@ -26,7 +26,7 @@ from core.blocks import (
     Stem,
     _SkipMixin,
 )
-from core.plan import NO_SHORTCUT, Layer, Plan
+from core.plan import Layer, Plan, describe_skip
 from core.spec import (
     BasicSpec,
     BottleneckSpec,
@@ -215,13 +215,6 @@ def build(
 
 # --- summary -----------------------------------------------------------------------------
 
-_SHORTCUT_WORDS = {
-    "identity": "identity",
-    "zero_pad": "zero-pad (A)",
-    "projection": "1x1 projection (B)",
-    NO_SHORTCUT: "none",
-}
-
 
 @dataclass(frozen=True)
 class Summary:
@@ -259,14 +252,6 @@ class Summary:
             "residual blocks": sum(layer.skip is not None for layer in self.plan.blocks),
             "skips on": sum(bool(layer.skip) for layer in self.plan.blocks),
         }
-
-
-def describe_skip(layer: Layer) -> str:
-    """'identity', 'zero-pad (A)', '1x1 projection (B)', '... (off)', or '' (no skip)."""
-    if layer.skip is None:
-        return ""
-    words = _SHORTCUT_WORDS[layer.shortcut]
-    return words if layer.skip else f"off ({words})"
 
 
 def summary(spec_or_model: NetSpec | Net, batch_size: int = 128) -> Summary:

@@ -39,6 +39,14 @@ from core.spec import (
 IDENTITY, ZERO_PAD, PROJECTION, NO_SHORTCUT = "identity", "zero_pad", "projection", "none"
 
 
+_SHORTCUT_WORDS = {
+    "identity": "identity",
+    "zero_pad": "zero-pad (A)",
+    "projection": "1x1 projection (B)",
+    NO_SHORTCUT: "none",
+}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Layer:
     """One block (or the stem or head) as it will be built.
@@ -489,3 +497,11 @@ def _plan_block(spec: NetSpec, i: int, block: BlockSpec, shape: Shape, limits) -
         )
 
     raise SpecError(f"unknown kind of block {block.kind!r}", block=i)
+
+
+def describe_skip(layer: Layer) -> str:
+    """'identity', 'zero-pad (A)', '1x1 projection (B)', '... (off)', or '' (no skip)."""
+    if layer.skip is None:
+        return ""
+    words = _SHORTCUT_WORDS[layer.shortcut]
+    return words if layer.skip else f"off ({words})"

@@ -1,67 +1,213 @@
-"""Build: pick a preset or load a spec, switch skips, read the per-block summary."""
+"""Build: start from a preset, edit blocks, switch skips, see the diagram and the costs."""
+
+import dataclasses
+import inspect
 
 import streamlit as st
 
-from app import state
+from app import editing, figures, state
+from core.blocks import BasicBlock
 from core.model import summary
 from core.presets import PRESETS
-from core.spec import NetSpec, SpecError
+from core.spec import (
+    ACTIVATIONS,
+    BLOCK_KINDS,
+    INITS,
+    Defaults,
+    NetSpec,
+    SpecError,
+)
 
 MAX_SPEC_BYTES = 1_000_000
 
+
+def _version() -> int:
+    """Bumped on every structural edit, so per-block widgets start from the new spec."""
+    return st.session_state.setdefault("spec_version", 0)
+
+
+def _commit(spec: NetSpec, *, structural: bool = True, preset: str | None = None) -> None:
+    state.set_spec(spec, preset=preset)
+    if structural:
+        st.session_state["spec_version"] = _version() + 1
+    st.rerun()
+
+
 st.title("Build a network")
+st.caption(
+    "Start from a preset, then change it block by block. The same network with its skips "
+    "off is its plain twin: the same layers and weights, no shortcuts."
+)
 
 keys = list(PRESETS)
-left, right = st.columns([3, 2])
-with left:
-    key = st.selectbox(
-        "Preset",
-        keys,
-        index=keys.index(state.preset_key()),
-        format_func=lambda k: PRESETS[k].title,
-        key="preset_select",
-    )
+top = st.columns([3, 2, 2])
+key = top[0].selectbox(
+    "Preset",
+    keys,
+    index=keys.index(state.preset_key()),
+    format_func=lambda k: PRESETS[k].title,
+    key="preset_select",
+)
 if key != state.preset_key():
-    state.set_spec(PRESETS[key].spec(), preset=key)
+    _commit(PRESETS[key].spec(), preset=key)
 spec = state.current_spec()
-with right:
-    has_skips = any(b.residual for b in spec.blocks)
-    residual = st.toggle(
-        "Skip connections on (residual)",
-        value=any(getattr(b, "skip", False) for b in spec.blocks),
-        disabled=not has_skips,
-        help="Off gives the plain twin: the same layers and weights, no shortcuts.",
-    )
-if has_skips and residual != any(getattr(b, "skip", False) for b in spec.blocks):
-    spec = spec.with_skips(residual)
-    state.set_spec(spec)
+residual_blocks = [b for b in spec.blocks if b.residual]
+all_on = bool(residual_blocks) and all(b.skip for b in residual_blocks)
+residual = top[1].toggle(
+    "Skip connections on",
+    value=all_on,
+    disabled=not residual_blocks,
+    key=f"skips_all_{_version()}",
+    help="Off gives the plain twin. Single skips can be switched in the block editor.",
+)
+if residual_blocks and residual != all_on:
+    _commit(spec.with_skips(residual))
+top[2].caption(PRESETS[key].description)
 
-st.caption(PRESETS[key].description)
-
+# --- validate once; everything below reads the plan or the error ------------------------
 try:
     info = summary(spec)
+    error = None
 except SpecError as e:
-    st.error(f"This network cannot be built. {e}")
-    st.stop()
+    info, error = None, e
+if error is not None:
+    st.error(f"This network cannot be built yet. {error}", icon=":material/error:")
 
-totals = info.totals
-c1, c2, c3, c4 = st.columns(4)
-c1.metric("Parameters", f"{totals['params']:,}")
-c2.metric("Mult-adds per image", f"{totals['mult-adds'] / 1e6:,.1f} M")
-c3.metric("Blocks", totals["blocks"])
-c4.metric("Skips on", f"{totals['skips on']} of {totals['residual blocks']}")
+if info is not None:
+    totals = info.totals
+    m = st.columns(4)
+    m[0].metric("Parameters", f"{totals['params']:,}")
+    m[1].metric("Mult-adds per image", f"{totals['mult-adds'] / 1e6:,.1f} M")
+    m[2].metric("Blocks", totals["blocks"])
+    m[3].metric("Skips on", f"{totals['skips on']} of {totals['residual blocks']}")
+    st.subheader(f"{spec.name}: input {'x'.join(map(str, spec.input_shape))}")
+    st.plotly_chart(figures.network_diagram(info.plan), key="diagram", width="stretch")
 
-st.subheader(f"{spec.name}: input {'x'.join(map(str, spec.input_shape))}")
-st.dataframe(
-    info.rows,
-    hide_index=True,
-    width="stretch",
-    column_config={
-        "params": st.column_config.NumberColumn("params", format="localized"),
-        "mult-adds": st.column_config.NumberColumn("mult-adds", format="localized"),
-        "activation MB": st.column_config.NumberColumn("activation MB (batch 128)", format="%.2f"),
-    },
-)
+# --- the block editor -----------------------------------------------------------------------
+st.subheader("Blocks")
+left, right = st.columns([2, 3])
+shapes = [b.out_shape for b in info.plan.blocks] if info else [None] * len(spec.blocks)
+bad = error.block if error is not None else None
+with left:
+    if spec.blocks:
+        chosen = min(state.selected_block(), len(spec.blocks) - 1)
+        chosen = st.radio(
+            "Block",
+            range(len(spec.blocks)),
+            index=chosen,
+            format_func=lambda i: editing.block_label(i, spec.blocks[i], shapes[i], i == bad),
+            key=f"block_pick_{_version()}",
+            label_visibility="collapsed",
+        )
+        state.select_block(chosen)
+    else:
+        chosen = -1
+        st.info("No blocks yet: add one.")
+    add_cols = st.columns([3, 2])
+    kind = add_cols[0].selectbox("New block", list(BLOCK_KINDS), key="new_kind")
+    if add_cols[1].button("Add after", icon=":material/add:", width="stretch"):
+        channels = shapes[chosen][0] if chosen >= 0 and shapes[chosen] else 16
+        state.select_block(chosen + 1)
+        _commit(editing.insert_block(spec, chosen + 1, editing.new_block(kind, channels)))
+    if chosen >= 0:
+        mv = st.columns(3)
+        if mv[0].button("Up", icon=":material/arrow_upward:", width="stretch"):
+            state.select_block(max(chosen - 1, 0))
+            _commit(editing.move_block(spec, chosen, -1))
+        if mv[1].button("Down", icon=":material/arrow_downward:", width="stretch"):
+            state.select_block(min(chosen + 1, len(spec.blocks) - 1))
+            _commit(editing.move_block(spec, chosen, 1))
+        if mv[2].button("Delete", icon=":material/delete:", width="stretch"):
+            state.select_block(max(chosen - 1, 0))
+            _commit(editing.remove_block(spec, chosen))
+
+with right:
+    if chosen >= 0:
+        block = spec.blocks[chosen]
+        st.markdown(f"**Block {chosen}: {block.kind}** — {type(block).__doc__.splitlines()[0]}")
+        if error is not None and error.block == chosen:
+            st.error(error.problem, icon=":material/error:")
+        values = {}
+        v = _version()
+        for name, widget, value in editing.field_kinds(block):
+            k = f"f{v}_{chosen}_{name}"
+            label = name.replace("_", " ")
+            if widget == "choice":
+                options = list(editing.CHOICES[name])
+                if value is None or name in ("activation", "init"):
+                    options = [editing.INHERIT, *options]
+                shown = editing.INHERIT if value is None else value
+                picked = st.selectbox(label, options, index=options.index(shown), key=k)
+                values[name] = None if picked == editing.INHERIT else picked
+            elif widget == "flag":
+                values[name] = st.toggle(label, value=value, key=k)
+            elif widget == "flag_or_inherit":
+                options = [editing.INHERIT, "on", "off"]
+                shown = editing.INHERIT if value is None else ("on" if value else "off")
+                picked = st.selectbox(label, options, index=options.index(shown), key=k)
+                values[name] = None if picked == editing.INHERIT else picked == "on"
+            elif widget == "int":
+                values[name] = int(st.number_input(label, value=value, step=1, key=k))
+            elif widget == "int_or_auto":
+                got = st.number_input(label, value=value, step=1, key=k, placeholder="auto")
+                values[name] = None if got is None else int(got)
+            else:
+                values[name] = float(st.number_input(label, value=float(value), step=0.05, key=k))
+        edited = dataclasses.replace(block, **values)
+        if edited != block:
+            _commit(editing.replace_block(spec, chosen, edited), structural=False)
+
+with st.expander("Network-wide settings: BatchNorm, activation, initialisation"):
+    d = spec.defaults
+    c = st.columns(4)
+    bn = c[0].toggle("BatchNorm", value=d.batch_norm, key=f"d_bn_{_version()}")
+    act = c[1].selectbox(
+        "Activation", ACTIVATIONS, index=ACTIVATIONS.index(d.activation), key=f"d_act_{_version()}"
+    )
+    init = c[2].selectbox(
+        "Initialisation", INITS, index=INITS.index(d.init), key=f"d_init_{_version()}"
+    )
+    zero = c[3].toggle(
+        "Zero-init last BN of each branch", value=d.zero_init_last_bn, key=f"d_zero_{_version()}"
+    )
+    new = Defaults(batch_norm=bn, activation=act, init=init, zero_init_last_bn=zero)
+    if new != d:
+        _commit(dataclasses.replace(spec, defaults=new), structural=False)
+    st.caption(
+        "Blocks set to 'network default' follow these. Try sigmoid with small_normal init on "
+        "a deep plain net, then look at its gradients on the Compare page."
+    )
+
+if info is not None:
+    st.subheader("Shapes, parameters and cost")
+    st.dataframe(
+        info.rows,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "params": st.column_config.NumberColumn("params", format="localized"),
+            "mult-adds": st.column_config.NumberColumn("mult-adds", format="localized"),
+            "activation MB": st.column_config.NumberColumn(
+                "activation MB (batch 128)", format="%.2f"
+            ),
+        },
+    )
+
+with st.expander("Show the code: a plain block and a residual block"):
+    source = inspect.cleandoc(inspect.getsource(BasicBlock.forward))
+    plain = "\n".join(
+        line for line in source.splitlines() if "self.skip" not in line and "shortcut" not in line
+    )
+    a, b = st.columns(2)
+    a.markdown("**Plain block**")
+    a.code(plain, language="python")
+    b.markdown("**Residual block**")
+    b.code(source, language="python")
+    st.caption(
+        "The one line that differs adds the block's input (through the shortcut: identity, "
+        "zero-padding, or a 1x1 projection when the shape changes) to the output of the two "
+        "convolutions. With the skip off, the residual block computes exactly the plain one."
+    )
 
 with st.expander("Save or load the network as JSON"):
     st.download_button(
@@ -85,6 +231,5 @@ with st.expander("Save or load the network as JSON"):
             st.error(f"Could not load {upload.name}: {e}")
         else:
             if loaded != spec:
-                state.set_spec(loaded)
-                st.rerun()
+                _commit(loaded)
             st.success(f"Loaded {upload.name}: {loaded.name}.")

@@ -25,10 +25,10 @@ def test_navigation_entry_opens_the_build_page_on_the_default_preset(app):
     app.run()
     assert not app.exception
     assert app.title[0].value == "Build a network"
-    assert _metrics(app)["Parameters"] == "269,722"  # ResNet-20, He et al. table 6
-    assert _metrics(app)["Skips on"] == "9 of 9"
+    assert _metrics(app)["Parameters"] == "19,218"  # ResNet-8 narrow, the classroom default
+    assert _metrics(app)["Skips on"] == "3 of 3"
     rows = app.dataframe[0].value
-    assert len(rows) == 11  # stem + 9 blocks + head
+    assert len(rows) == 5  # stem + 3 blocks + head
     assert list(rows["block"])[:2] == ["stem", "blocks.0"]
 
 
@@ -38,6 +38,7 @@ def test_switching_preset_and_skips(app):
     assert app.subheader[0].value.startswith("ResNet-56")
     assert _metrics(app)["Skips on"] == "27 of 27"
     app.toggle[0].set_value(False).run()
+    app.run()
     assert not app.exception
     assert app.subheader[0].value.startswith("Plain-56")
     assert _metrics(app)["Skips on"] == "0 of 27"
@@ -65,7 +66,7 @@ def test_loading_a_bad_spec_shows_a_readable_error_and_keeps_the_page(app):
     assert "Could not load broken.json: block 3: the skip goes from 16x32x32 to 32x16x16" in (
         message
     )
-    assert _metrics(app)["Parameters"] == "269,722"  # the page still shows the old net
+    assert _metrics(app)["Parameters"] == "19,218"  # the page still shows the old net
 
 
 def test_loading_a_good_spec_replaces_the_network(app):
