@@ -3,8 +3,6 @@ charts polled from immutable snapshots in a fragment (no full-page rerun per tic
 
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 
 from app import figures, services, state
@@ -12,7 +10,6 @@ from core.jobs import ACTIVE, PAUSED, QUEUED, Command, JobError, JobInfo
 
 REFRESH_S = 1.0
 MAX_POINTS = 300
-_PENDING = "pending_skips"  # {(job, arm, block): (wanted, since)} until the run confirms
 
 
 def _eta(seconds: float | None) -> str:
@@ -65,16 +62,19 @@ def controls(info: JobInfo, owner: str) -> None:
 
 
 def skip_switches(info: JobInfo, owner: str) -> None:
-    """A toggle per residual block of each arm, live; and the learning rate."""
+    """A toggle per residual block of each arm, live; and the learning rate.
+
+    Each toggle's key includes the block's live state: when the run applies a switch,
+    a fresh toggle shows the new state. Nothing writes a toggle's state from the server,
+    so a click can never race a refresh and be undone.
+    """
     mgr = services.job_manager()
-    pending = st.session_state.setdefault(_PENDING, {})
-    now = time.monotonic()
 
     def send(arm: str, block: int, key: str) -> None:
-        wanted = st.session_state[key]
-        pending[(info.id, arm, block)] = (wanted, now)
         try:
-            mgr.send(info.id, owner, Command("skip", block=block, on=wanted, arm=arm))
+            mgr.send(
+                info.id, owner, Command("skip", block=block, on=st.session_state[key], arm=arm)
+            )
         except JobError as e:
             st.session_state["live_error"] = str(e)
 
@@ -84,15 +84,10 @@ def skip_switches(info: JobInfo, owner: str) -> None:
         st.markdown(f"**Skip connections of {arm}** (take effect at the next step)")
         cols = st.columns(min(len(skips), 8))
         for n, (block, on) in enumerate(sorted(skips.items())):
-            key = f"skip_{info.id}_{arm}_{block}"
-            wish = pending.get((info.id, arm, block))
-            if wish and (wish[0] == on or now - wish[1] > 10):
-                pending.pop((info.id, arm, block))
-                wish = None
-            if wish is None:
-                st.session_state[key] = on
+            key = f"skip_{info.id}_{arm}_{block}_{on}"
             cols[n % len(cols)].toggle(
                 f"block {block}",
+                value=on,
                 key=key,
                 on_change=send,
                 args=(arm, block, key),

@@ -167,11 +167,18 @@ class Trainer:
     def set_lr(self, lr: float) -> None:
         """Make the current rate `lr`; the schedule goes on from there, scaled."""
         TrainConfig(lr=lr).validate()
+        if math.isclose(self.lr, lr, rel_tol=1e-9):
+            return  # a repeated command changes nothing and leaves no event
         self.base_lr = lr / max(self.lr_factor(self.step_count), 1e-12)
         self.log.append_event(Event(step=self.step_count, kind="lr", detail=f"lr = {lr:g}"))
 
     def set_skip(self, on: bool, block: int | None = None) -> None:
+        """Switch skips; logged as an event only if something changed (a repeated
+        command, e.g. a double-delivered click, leaves no trace)."""
+        before = self.net.skips()
         self.net.set_skip(on, block)
+        if self.net.skips() == before:
+            return
         where = "all blocks" if block is None else f"block {block}"
         detail = f"skip {'on' if on else 'off'}: {where}"
         self.log.append_event(Event(step=self.step_count, kind="skip", detail=detail))

@@ -136,6 +136,8 @@ def test_lr_change_and_skip_toggle_are_recorded_at_their_step():
     events = t.log.snapshot().events
     assert [(e.step, e.kind) for e in events] == [(2, "lr"), (2, "skip")]
     assert events[1].detail == "skip off: block 1"
+    t.set_skip(False, block=1)  # already off: nothing changes, nothing is logged
+    assert len(t.log.snapshot().events) == 2
     with pytest.raises(ConfigError, match="learning rate 0 is out of range"):
         t.set_lr(0)
 
