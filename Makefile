@@ -8,7 +8,7 @@ HOST   ?= localhost
 PORT   ?= 8501
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ lint: $(VENV)/.dev
 format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Refresh the README's screenshots (the browser test, saving into assets/)
+screenshots: $(VENV)/.dev
+	RESNET_EXPLORER_SHOTS=assets $(BIN)/python -m pytest tests/e2e -q
 
 bench: $(VENV)/.dev
 	for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

@@ -68,14 +68,22 @@ def figure_bytes(fig: go.Figure) -> int:
 # --- shared helpers ----------------------------------------------------------------------
 
 
-def _style(fig: go.Figure, title: str, *, height: int = 520) -> go.Figure:
+def _style(fig: go.Figure, title: str, *, height: int = 580) -> go.Figure:
     fig.update_layout(
         template="plotly_white",
         title={"text": title, "font": {"size": TITLE_SIZE}, "x": 0.01, "xanchor": "left"},
         font={"size": FONT_SIZE},
-        legend={"font": {"size": FONT_SIZE - 2}},
+        # Below the plot, so half-width charts keep their full width for the data.
+        legend={
+            "font": {"size": FONT_SIZE - 2},
+            "orientation": "h",
+            "x": 0,
+            "xanchor": "left",
+            "y": -0.22,
+            "yanchor": "top",
+        },
         hoverlabel={"font": {"size": FONT_SIZE - 2}},
-        margin={"l": 90, "r": 30, "t": 80, "b": 80},
+        margin={"l": 90, "r": 30, "t": 80, "b": 150},
         height=height,
     )
     fig.update_xaxes(tickfont={"size": TICK_SIZE}, title_font={"size": FONT_SIZE})

@@ -27,9 +27,11 @@ def page(name: str) -> AppTest:
 def finished_run() -> str:
     mgr = services.job_manager()
     job = mgr.submit(
-        OWNER, "tiny twin", [Arm("Plain-8", tiny_spec("plain8_narrow")),
-                             Arm("ResNet-8", tiny_spec("resnet8_narrow"))],
-        separable_data(), TrainConfig(steps=12, batch_size=16, eval_every=6),
+        OWNER,
+        "tiny twin",
+        [Arm("Plain-8", tiny_spec("plain8_narrow")), Arm("ResNet-8", tiny_spec("resnet8_narrow"))],
+        separable_data(),
+        TrainConfig(steps=12, batch_size=16, eval_every=6),
     )
     assert mgr.wait(job, timeout=60) == "finished"
     return job

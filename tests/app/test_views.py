@@ -7,8 +7,10 @@ from tests.app.conftest import OWNER, page
 
 
 def _texts(at):
-    return " ".join(str(e.value) for e in [*at.markdown, *at.caption, *at.info, *at.success,
-                                            *at.error, *at.warning])
+    return " ".join(
+        str(e.value)
+        for e in [*at.markdown, *at.caption, *at.info, *at.success, *at.error, *at.warning]
+    )
 
 
 def test_train_view_shows_a_finished_run_with_its_charts(finished_run):
@@ -39,8 +41,9 @@ def test_train_view_starts_a_run_on_built_in_data():
 
 def test_train_view_says_why_a_network_does_not_fit_the_data():
     at = page("train")
-    at.session_state["spec"] = NetSpec(name="too many pools", input_shape=(3, 32, 32),
-                                       num_classes=10, blocks=(PoolSpec(),) * 4)
+    at.session_state["spec"] = NetSpec(
+        name="too many pools", input_shape=(3, 32, 32), num_classes=10, blocks=(PoolSpec(),) * 4
+    )
     at.run()
     at.selectbox(key="train_dataset").set_value("digits").run()
     at.selectbox(key="train_size_digits").set_value(8).run()

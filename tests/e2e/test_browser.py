@@ -1,0 +1,174 @@
+"""The real thing: `streamlit run` on a free port and Debian's Chromium driven by
+Playwright, through the lesson a teacher gives. Screenshots go to assets/ for the README.
+
+A missing browser fails this test (CI installs Chromium); it is never skipped silently.
+"""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+# Screenshots go to a temporary folder, or to assets/ for the README with
+# `make screenshots` (which sets RESNET_EXPLORER_SHOTS=assets).
+SHOTS_ENV = "RESNET_EXPLORER_SHOTS"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited early:\n{proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"no health at {url} after {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    env = {**os.environ, "RESNET_EXPLORER_DATA": str(tmp_path_factory.mktemp("data"))}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app/streamlit_app.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"Chromium is not at {CHROMIUM}: install it with `apt-get install -y "
+            "chromium` (or set CHROMIUM to its path); the browser test needs it"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1200})
+        page.set_default_timeout(60_000)
+        yield page
+        browser.close()
+
+
+def _step(page) -> int:
+    text = page.locator('[data-testid="stProgress"]').first.inner_text()
+    match = re.search(r"step ([\d,]+) of", text)
+    return int(match.group(1).replace(",", "")) if match else 0
+
+
+def _wait_until(fn, timeout=60.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_build_train_toggle_stop_in_a_real_browser(server, page, tmp_path):
+    SHOTS = ROOT / os.environ[SHOTS_ENV] if os.environ.get(SHOTS_ENV) else tmp_path
+    SHOTS.mkdir(exist_ok=True)
+    page.goto(server)
+    page.get_by_role("heading", name="Build a network").wait_for()
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for()  # the diagram
+    assert "3 of 3" in page.locator('[data-testid="stMetric"]').nth(3).inner_text()
+
+    # residual -> plain with the network-wide switch
+    page.get_by_text("Skip connections on", exact=True).click()
+    _wait_until(
+        lambda: "0 of 3" in page.locator('[data-testid="stMetric"]').nth(3).inner_text(),
+        what="the skips to switch off",
+    )
+    page.screenshot(path=str(SHOTS / "build.png"), full_page=False)
+
+    # a run on built-in data, long enough to act on while it trains
+    page.get_by_role("link", name="Train").click()
+    page.get_by_role("heading", name="Train").wait_for()
+    epochs = page.get_by_label("Epochs")
+    epochs.fill("30")
+    epochs.press("Tab")
+    page.get_by_role("button", name="Start training").click()
+    charts = page.locator('[data-testid="stPlotlyChart"]')
+    _wait_until(lambda: charts.count() >= 4, what="the four live charts")
+    first = _wait_until(lambda: _step(page), what="a first step")
+    _wait_until(lambda: _step(page) > first + 5, what="the charts to grow")
+
+    # switch one skip on, live, and see its marker on the loss chart
+    page.get_by_text("block 1", exact=True).click()
+    _wait_until(lambda: page.get_by_text("skip on: block 1").count() > 0, what="the event marker")
+    page.get_by_text("Log scale for the loss").scroll_into_view_if_needed()
+    _wait_until(
+        lambda: page.locator('[data-testid="stPlotlyChart"] .main-svg').count() >= 4,
+        what="every chart drawn",
+    )
+    page.screenshot(path=str(SHOTS / "train.png"))
+
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text("Stopped:").wait_for()
+
+    page.get_by_role("link", name="Runs").click()
+    page.get_by_role("heading", name="Your runs").wait_for()
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
+    page.screenshot(path=str(SHOTS / "runs.png"), full_page=False)
+
+    page.get_by_role("link", name="Compare").click()
+    page.get_by_role("heading", name="Compare plain and residual").wait_for()
+    page.get_by_role("tab", name="Gradient flow at init").click()
+    page.locator('[data-testid="stPlotlyChart"] >> visible=true').first.wait_for()
+    page.screenshot(path=str(SHOTS / "compare.png"), full_page=False)
