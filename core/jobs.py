@@ -8,6 +8,7 @@ ends its own run only; a worker thread lives exactly as long as its run.
 from __future__ import annotations
 
 import abc
+import copy
 import itertools
 import os
 import queue
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 
 from core.config import TrainConfig
 from core.data import TensorData
@@ -128,6 +130,11 @@ class JobManager(abc.ABC):
     @abc.abstractmethod
     def delete(self, job_id: str, owner: str) -> None: ...
 
+    @abc.abstractmethod
+    def copy_model(self, job_id: str, owner: str, arm: str) -> tuple[nn.Module, TensorData]:
+        """A copy of one arm's network (eval mode) and the data it trained on, taken while
+        no optimizer step can run: the run must be paused or have ended."""
+
 
 class LocalJobManager(JobManager):
     """Runs jobs on threads in this process.
@@ -223,6 +230,19 @@ class LocalJobManager(JobManager):
             if job.status in ACTIVE:
                 raise JobError(f"{job.name} is still {job.status}; stop it before deleting it")
             del self._jobs[job_id]
+
+    def copy_model(self, job_id: str, owner: str, arm: str) -> tuple[nn.Module, TensorData]:
+        with self._lock:  # a paused worker cannot resume while we hold the lock
+            job = self._get(job_id, owner)
+            if job.status in (QUEUED, RUNNING):
+                raise JobError(
+                    f"{job.name} is {job.status}: pause it or let it finish first, so its "
+                    "weights stay still while they are explained"
+                )
+            trainer = job.trainers.get(arm)
+            if trainer is None:
+                raise JobError(f"{job.name} has no trained network {arm!r}")
+            return copy.deepcopy(trainer.net).eval(), trainer.data
 
     # -- for tests and shutdown -----------------------------------------------------------
 

@@ -182,3 +182,26 @@ def test_submit_refuses_bad_input_before_queueing(manager):
     with pytest.raises(ValueError, match="learning rate"):
         manager.submit("alice", "bad lr", arms(), DATA, TrainConfig(lr=0))
     assert manager.list("alice") == []
+
+
+def test_weights_can_be_copied_only_while_no_step_can_run(manager):
+    import torch
+
+    job = manager.submit("alice", "x", arms(), DATA, LONG)
+    wait_for(lambda: manager.info(job, "alice").step >= 1, what="a first step")
+    with pytest.raises(JobError, match="is running: pause it or let it finish first"):
+        manager.copy_model(job, "alice", "resnet8_narrow")
+    manager.send(job, "alice", Command("pause"))
+    wait_for(lambda: manager.info(job, "alice").status == "paused", what="pause")
+    net, data = manager.copy_model(job, "alice", "resnet8_narrow")
+    live = manager._jobs[job].trainers["resnet8_narrow"].net
+    assert not net.training and net is not live
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(net.state_dict().values(), live.state_dict().values(), strict=True)
+    )
+    assert data is manager._jobs[job].trainers["resnet8_narrow"].data
+    with pytest.raises(JobError, match="has no trained network 'nope'"):
+        manager.copy_model(job, "alice", "nope")
+    with pytest.raises(JobError, match="there is no run"):
+        manager.copy_model(job, "bob", "resnet8_narrow")
