@@ -11,6 +11,7 @@ DATASET_TITLES = {
     "mnist": "MNIST",
     "fashion_mnist": "Fashion-MNIST",
     "cifar10": "CIFAR-10",
+    "upload": "Your images (a zip of class folders)",
 }
 SIZES = {
     "shapes": (16, 32, 64),
@@ -18,6 +19,7 @@ SIZES = {
     "mnist": (28,),
     "fashion_mnist": (28,),
     "cifar10": (32,),
+    "upload": (32, 16, 64),
 }
 
 # Chosen so a first run on a laptop CPU finishes in about a minute with a visible lesson.
@@ -27,4 +29,5 @@ DEFAULTS = {
     "mnist": TrainConfig(epochs=1, batch_size=128, lr=0.05),
     "fashion_mnist": TrainConfig(epochs=2, batch_size=128, lr=0.05),
     "cifar10": TrainConfig(epochs=5, batch_size=128, lr=0.1, augment=True, schedule="cosine"),
+    "upload": TrainConfig(epochs=10, batch_size=32, lr=0.05, augment=True, schedule="cosine"),
 }

@@ -62,3 +62,19 @@ def active_job() -> str | None:
 
 def set_active_job(job_id: str | None) -> None:
     st.session_state[_ACTIVE] = job_id
+
+
+def upload_digest() -> str | None:
+    """The SHA-256 of the zip this browser uploaded last (its images stay on the server)."""
+    upload = st.session_state.get("upload")
+    return upload[1].digest if upload else None
+
+
+def upload_report(file_id: str):
+    """The check report of the uploaded file `file_id`, if it was checked already."""
+    upload = st.session_state.get("upload")
+    return upload[1] if upload and upload[0] == file_id else None
+
+
+def set_upload(file_id: str | None, report) -> None:
+    st.session_state["upload"] = (file_id, report) if report is not None else None

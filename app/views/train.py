@@ -11,6 +11,7 @@ from core.data import DataError, DataRequest
 from core.jobs import Arm
 from core.spec import SpecError, format_shape
 from core.training import describe_device, pick_device
+from core.uploads import import_upload
 
 st.title("Train")
 owner = state.owner()
@@ -34,6 +35,33 @@ subset = c[2].number_input(
     help="A few hundred images train fast and show overfitting.",
 )
 d = DEFAULTS[name]
+
+if name == "upload":
+    st.caption(
+        "A .zip with one folder per class (cat/…, dog/…), at least 2 classes of 10 images. "
+        "Nothing in it is run or unpickled; images are checked, resized and kept on this server."
+    )
+    zipped = st.file_uploader("Your zip", type=["zip"], key="upload_zip")
+    if zipped is not None:
+        try:
+            report = state.upload_report(zipped.file_id)  # checked once per file, not per rerun
+            if report is None:
+                with st.spinner("Checking every image…"):
+                    report = import_upload(zipped.getvalue())
+                state.set_upload(zipped.file_id, report)
+        except DataError as e:
+            state.set_upload(None, None)
+            st.error(f"{zipped.name} was not accepted: {e}", icon=":material/error:")
+        else:
+            counts = ", ".join(
+                f"{c} ({n})" for c, n in zip(report.classes, report.counts, strict=True)
+            )
+            st.success(f"{sum(report.counts):,} images in {len(report.classes)} classes: {counts}.")
+            if report.skipped:
+                with st.expander(f"{len(report.skipped)} files were left out"):
+                    st.dataframe(
+                        [{"file": f, "why": why} for f, why in report.skipped], hide_index=True
+                    )
 
 with st.form("train_settings"):
     r1 = st.columns(4)
@@ -73,7 +101,15 @@ with st.form("train_settings"):
 
 if start:
     try:
-        request = DataRequest(name=name, size=size, subset=subset or None, seed=int(seed))
+        if name == "upload" and state.upload_digest() is None:
+            raise DataError("upload a zip of class folders first")
+        request = DataRequest(
+            name=name,
+            size=size,
+            subset=subset or None,
+            seed=int(seed),
+            upload=state.upload_digest() if name == "upload" else None,
+        )
         with st.spinner(f"Loading {DATASET_TITLES[name]}…"):
             data = services.dataset(request)
         net = dataclasses.replace(spec, input_shape=data.input_shape, num_classes=data.num_classes)
@@ -109,6 +145,11 @@ if start:
         st.error(f"Could not start: {e}", icon=":material/error:")
 
 job = state.active_job()
+if job is None:  # after a reload: follow this browser's newest active run, if any
+    active = [i for i in services.job_manager().list(owner) if i.active]
+    if active:
+        job = max(active, key=lambda i: i.created).id
+        state.set_active_job(job)
 if job is None:
     st.info("Start a run to see its loss, accuracy and gradients here, live.")
 else:

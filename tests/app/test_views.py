@@ -132,3 +132,52 @@ def test_build_view_adds_moves_and_deletes_blocks():
     next(b for b in at.button if b.label == "Delete").click().run()
     assert [b.kind for b in at.session_state["spec"].blocks] == ["basic"] * n
     assert not at.exception
+
+
+def _zip(classes: dict[str, int]) -> bytes:
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for c, (name, n) in enumerate(classes.items()):
+            for i in range(n):
+                png = io.BytesIO()
+                Image.new("RGB", (12, 12), (40 * c, 200 - 40 * c, 7 * i)).save(png, "PNG")
+                z.writestr(f"{name}/{i}.png", png.getvalue())
+        z.writestr("cat/notes.txt", "not an image")
+    return buf.getvalue()
+
+
+def test_train_view_takes_a_zip_of_class_folders(tmp_path, monkeypatch):
+    monkeypatch.setenv("RESNET_EXPLORER_DATA", str(tmp_path))
+    at = page("train")
+    at.run()
+    at.selectbox(key="train_dataset").set_value("upload").run()
+    at.file_uploader(key="upload_zip").upload(
+        "pets.zip", _zip({"cat": 12, "dog": 10}), "application/zip"
+    ).run()
+    assert not at.exception
+    assert "22 images in 2 classes: cat (12), dog (10)." in at.success[0].value
+    assert list((tmp_path / "uploads").glob("*.zip"))  # kept, named by its hash
+    at.number_input(key="epochs_upload").set_value(1)
+    at.number_input(key="batch_upload").set_value(8)
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    job = at.session_state["active_job"]
+    assert services.job_manager().wait(job, timeout=120) == "finished"
+
+
+def test_train_view_refuses_a_zip_with_one_class(tmp_path, monkeypatch):
+    monkeypatch.setenv("RESNET_EXPLORER_DATA", str(tmp_path))
+    at = page("train")
+    at.run()
+    at.selectbox(key="train_dataset").set_value("upload").run()
+    at.file_uploader(key="upload_zip").upload("one.zip", _zip({"cat": 12}), "application/zip").run()
+    assert not at.exception
+    assert at.error[0].value.startswith("one.zip was not accepted:")
+    assert "found only one class folder, 'cat'" in at.error[0].value
+    at.button[0].click().run()
+    assert "Could not start: upload a zip of class folders first" in at.error[-1].value
