@@ -78,3 +78,28 @@ def upload_report(file_id: str):
 
 def set_upload(file_id: str | None, report) -> None:
     st.session_state["upload"] = (file_id, report) if report is not None else None
+
+
+# --- Explain page ------------------------------------------------------------------------
+# The last result of each kind ("maps", "localisation", "sanity"), so a rerun (a download,
+# a tab) does not throw away minutes of computation. A few images' maps: kilobytes, not
+# models or datasets. Replaced by the next computation of its kind; never shared.
+_EXPLAIN, _EXPLAIN_PENDING = "explain_results", "explain_pending"
+
+
+def explain_result(kind: str):
+    return st.session_state.get(_EXPLAIN, {}).get(kind)
+
+
+def set_explain_result(kind: str, value) -> None:
+    st.session_state.setdefault(_EXPLAIN, {})[kind] = value
+
+
+def explain_pending() -> str | None:
+    """What the page was computing when its script was stopped (a click on Cancel, or any
+    other widget, interrupts it); None when the last computation ended by itself."""
+    return st.session_state.get(_EXPLAIN_PENDING)
+
+
+def set_explain_pending(what: str | None) -> None:
+    st.session_state[_EXPLAIN_PENDING] = what

@@ -1,6 +1,8 @@
 """Compare: race a plain net against its residual twin, reproduce He et al.'s
 degradation experiment, overlay finished runs, and see gradient flow at init."""
 
+import dataclasses
+
 import streamlit as st
 
 from app import figures, live, services, state
@@ -24,10 +26,25 @@ RACES = {  # label -> (n of 6n+2, widths)
 }
 
 
-def _submit(name: str, arms: list[Arm], steps: int, seed: int = 0) -> None:
+DATA = {"digits": "Digits (built in)", "shapes": "Shapes (built in)"}
+
+
+def _request(name: str, seed: int) -> DataRequest:
+    return DataRequest(name=name, size=16, seed=seed, n=6000 if name == "shapes" else None)
+
+
+def _submit(name: str, arms: list[Arm], steps: int, data_name: str, seed: int = 0) -> None:
     try:
-        data = services.dataset(DataRequest(name="shapes", size=16, n=6000, seed=seed))
-        arms = [Arm(a.name, a.spec) for a in arms]
+        data = services.dataset(_request(data_name, seed))
+        arms = [
+            Arm(
+                a.name,
+                dataclasses.replace(
+                    a.spec, input_shape=data.input_shape, num_classes=data.num_classes
+                ),
+            )
+            for a in arms
+        ]
         cfg = TrainConfig(
             steps=steps,
             batch_size=128,
@@ -43,7 +60,9 @@ def _submit(name: str, arms: list[Arm], steps: int, seed: int = 0) -> None:
 
 
 def _shaped(n: int, widths, residual: bool):
-    return cifar_resnet(n, residual=residual, widths=widths, input_shape=(3, 16, 16), num_classes=6)
+    return cifar_resnet(
+        n, residual=residual, widths=widths, input_shape=(3, 16, 16), num_classes=10
+    )
 
 
 race, degrade, overlay, init = st.tabs(
@@ -58,25 +77,29 @@ race, degrade, overlay, init = st.tabs(
 with race:
     st.caption(
         "Both nets start from the same weights and see the same batches in the same order; "
-        "the only difference is the skip connections. Data: Shapes, 16x16."
+        "the only difference is the skip connections. Images at 16x16."
     )
-    cols = st.columns([2, 1, 1])
+    cols = st.columns([2, 2, 1, 1])
     depth = cols[0].selectbox("Depth", list(RACES), index=2, key="race_depth")
-    steps = cols[1].number_input(
+    race_data = cols[1].selectbox("Data", list(DATA), format_func=DATA.get, key="race_data")
+    steps = cols[2].number_input(
         "Steps", value=200, min_value=10, max_value=20_000, step=50, key="race_steps"
     )
-    if cols[2].button("Race them", icon=":material/sports_score:", type="primary"):
+    if cols[3].button("Race them", icon=":material/sports_score:", type="primary"):
         n, widths = RACES[depth]
         plain, res = _shaped(n, widths, False), _shaped(n, widths, True)
-        _submit(f"Race: {depth}", [Arm(plain.name, plain), Arm(res.name, res)], int(steps))
+        _submit(
+            f"Race: {depth}", [Arm(plain.name, plain), Arm(res.name, res)], int(steps), race_data
+        )
 
 with degrade:
     st.markdown(
         "He et al. (2015) found that a **56-layer plain net trains worse than a 20-layer "
         "one** — not overfitting, the training loss itself is higher — while the residual "
-        "56-layer net does not suffer. This trains all four (narrow, on Shapes 16x16, "
-        "300 steps each, interleaved) so you can watch it happen: about 3 minutes on a "
-        "laptop CPU, seconds on a GPU."
+        "56-layer net does not suffer. This trains all four (narrow, on the built-in digits "
+        "at 16x16, 300 steps each, interleaved) so you can watch it happen: about 3 minutes "
+        "on a laptop CPU, seconds on a GPU. Look at the training loss: plain-56 stays "
+        "above plain-20; ResNet-56 keeps up with ResNet-20."
     )
     if st.button("Run the experiment", icon=":material/science:", type="primary"):
         arms = [
@@ -88,7 +111,7 @@ with degrade:
                 _shaped(9, (8, 16, 32), True),
             )
         ]
-        _submit("Degradation: 20 vs 56 layers", arms, 300)
+        _submit("Degradation: 20 vs 56 layers", arms, 300, "digits")
 
 job = st.session_state.get("compare_job")
 if job is not None:

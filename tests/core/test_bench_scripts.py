@@ -31,6 +31,6 @@ def test_telemetry_overhead_runs(bench, capsys):
 
 
 def test_degradation_runs(bench, capsys):
-    results = bench("degradation").main(["--steps", "2", "--n", "240"])
+    results = bench("degradation").main(["--steps", "2"])
     assert set(results) == {"Plain-20", "Plain-56", "ResNet-20", "ResNet-56"}
     assert "wall time" in capsys.readouterr().out
