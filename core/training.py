@@ -123,6 +123,9 @@ class Trainer:
         self.last_batch: tuple[torch.Tensor, torch.Tensor] | None = None
         self._batches = iter(())
         self._zero = torch.zeros((), device=self.device)
+        self._weights = [p.detach() for p in self.params]
+        self._before = [torch.empty_like(w) for w in self._weights]
+        self._layer_sums = torch.zeros(3, len(self.layers), device=self.device)
         self._clock = time.perf_counter()
         self._last_logged = (0, self._clock)
         self.seconds = 0.0  # training time, pauses excluded
@@ -204,11 +207,6 @@ class Trainer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _per_layer(self, norms: torch.Tensor) -> torch.Tensor:
-        """Per-tensor L2 norms -> per-layer L2 norms (sqrt of the summed squares)."""
-        sq = torch.zeros(len(self.layers), device=self.device)
-        return sq.index_add_(0, self.layer_of_param, norms.float().square()).sqrt()
-
     def step(self) -> StepRecord | None:
         """One optimizer step; returns its record on logged steps, else None.
 
@@ -221,7 +219,8 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x, y = self._next_batch()
-        self.net.train()
+        if not self.net.training:  # .train() walks every module: only when needed
+            self.net.train()
         with self._autocast():
             logits = self.net(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=self.config.label_smoothing)
@@ -235,22 +234,23 @@ class Trainer:
             return None
 
         # Read gradients before the step. Tensors with no gradient (a shortcut whose
-        # skip is off) count as zero.
+        # skip is off) count as zero. Weights are copied into a buffer kept between steps,
+        # so the update ratio costs a copy and a subtraction, no allocation.
         grads = [p.grad if p.grad is not None else self._zero for p in self.params]
         grad_norms = torch.stack(torch._foreach_norm(grads))
-        weights = [p.detach() for p in self.params]
-        before = torch._foreach_mul(weights, 1.0)  # a copy, for the update ratio
+        weight_norms = torch.stack(torch._foreach_norm(self._weights))
+        torch._foreach_copy_(self._before, self._weights)
         self.optimizer.step()
-        update_norms = torch.stack(torch._foreach_norm(torch._foreach_sub(weights, before)))
-        weight_norms = torch.stack(torch._foreach_norm(before))
+        torch._foreach_sub_(self._before, self._weights)  # now: before - after
+        update_norms = torch.stack(torch._foreach_norm(self._before))
+        norms = torch.stack([grad_norms, weight_norms, update_norms]).float()  # (3, P)
+        per_layer = self._layer_sums.zero_().index_add_(1, self.layer_of_param, norms.square())
         correct = (logits.argmax(1) == y).sum()
         packed = torch.cat(
             [
                 torch.stack([loss.detach().float(), correct.float()]),
-                self._per_layer(grad_norms),
-                self._per_layer(weight_norms),
-                self._per_layer(update_norms),
-                grad_norms.float(),
+                per_layer.sqrt().flatten(),  # grad, weight, update norms per layer
+                norms[0],
             ]
         ).tolist()  # the one host sync of this step
 
