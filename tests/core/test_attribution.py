@@ -32,16 +32,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Setting backward hooks on ReLU:U
 SIDE = 16
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny nets gain nothing from a second thread, and on a busy 2-core machine OpenMP's
-    waiting threads make them 20 times slower (measured: 0.7 s against 22 s to train)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def squares(n: int, seed: int, sq: int = 5):
     """Dark noisy images with one bright square; the class is the square's quadrant.
 

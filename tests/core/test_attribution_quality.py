@@ -34,16 +34,6 @@ from tests.core.test_model import every_kind_spec
 pytestmark = pytest.mark.filterwarnings("ignore:Setting backward hooks on ReLU:UserWarning")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny nets gain nothing from a second thread, and on a busy 2-core machine OpenMP's
-    waiting threads make them 20 times slower (measured: 0.7 s against 22 s to train)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # --- localisation metrics on maps worked out by hand -----------------------------------
 
 

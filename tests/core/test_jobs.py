@@ -1,27 +1,17 @@
 """The job manager: queue, commands at the right step, isolation, failures, threads."""
 
 import threading
-import time
 
 import pytest
 
 from core.config import TrainConfig
 from core.jobs import Arm, Command, JobError, LocalJobManager
 from tests.core.helpers import separable_data, tiny_spec
+from tests.waiting import wait_for
 
 DATA = separable_data()
 LONG = TrainConfig(steps=100_000, batch_size=16)  # stopped by the test, never finishes
 SHORT = TrainConfig(steps=12, batch_size=16, eval_every=6)
-
-
-def wait_for(condition, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.005)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def arms(*keys):

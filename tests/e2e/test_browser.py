@@ -15,6 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.waiting import wait_for
+
+
+def until(condition, what: str, timeout: float = 60.0):
+    """Poll the page four times a second."""
+    return wait_for(condition, timeout=timeout, what=what, every=0.25)
+
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,16 +119,6 @@ def _step(page) -> int:
     return int(match.group(1).replace(",", "")) if match else 0
 
 
-def _wait_until(fn, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_build_train_toggle_stop_in_a_real_browser(server, page, tmp_path):
     SHOTS = ROOT / os.environ[SHOTS_ENV] if os.environ.get(SHOTS_ENV) else tmp_path
     SHOTS.mkdir(exist_ok=True)
@@ -131,7 +129,7 @@ def test_build_train_toggle_stop_in_a_real_browser(server, page, tmp_path):
 
     # residual -> plain with the network-wide switch
     page.get_by_text("Skip connections on", exact=True).click()
-    _wait_until(
+    until(
         lambda: "0 of 3" in page.locator('[data-testid="stMetric"]').nth(3).inner_text(),
         what="the skips to switch off",
     )
@@ -145,15 +143,15 @@ def test_build_train_toggle_stop_in_a_real_browser(server, page, tmp_path):
     epochs.press("Tab")
     page.get_by_role("button", name="Start training").click()
     charts = page.locator('[data-testid="stPlotlyChart"]')
-    _wait_until(lambda: charts.count() >= 4, what="the four live charts")
-    first = _wait_until(lambda: _step(page), what="a first step")
-    _wait_until(lambda: _step(page) > first + 5, what="the charts to grow")
+    until(lambda: charts.count() >= 4, what="the four live charts")
+    first = until(lambda: _step(page), what="a first step")
+    until(lambda: _step(page) > first + 5, what="the charts to grow")
 
     # switch one skip on, live, and see its marker on the loss chart
     page.get_by_text("block 1", exact=True).click()
-    _wait_until(lambda: page.get_by_text("skip on: block 1").count() > 0, what="the event marker")
+    until(lambda: page.get_by_text("skip on: block 1").count() > 0, what="the event marker")
     page.get_by_text("Log scale for the loss").scroll_into_view_if_needed()
-    _wait_until(
+    until(
         lambda: page.locator('[data-testid="stPlotlyChart"] .main-svg').count() >= 4,
         what="every chart drawn",
     )
@@ -166,6 +164,11 @@ def test_build_train_toggle_stop_in_a_real_browser(server, page, tmp_path):
     page.get_by_role("heading", name="Your runs").wait_for()
     page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
     page.screenshot(path=str(SHOTS / "runs.png"), full_page=False)
+
+    # a reload is a new Streamlit session: the token in the URL finds the run again
+    assert re.search(r"[?&]me=[0-9a-f]{32}", page.url), page.url
+    page.reload()
+    page.get_by_text("Plain-8 narrow · Shapes: stopped").wait_for()
 
     page.get_by_role("link", name="Compare").click()
     page.get_by_role("heading", name="Compare plain and residual").wait_for()
