@@ -38,9 +38,10 @@ log = logging.getLogger(__name__)
 st.title("Explain")
 owner = state.owner()
 mgr = services.job_manager()
+note = st.empty()  # always there, so the note does not shift the tabs (a shift resets them)
 stopped = state.explain_pending()
 if stopped:  # the script was stopped mid-computation: by Cancel, or by another click
-    st.info(f"Stopped computing {stopped}; nothing of it was kept.", icon=":material/cancel:")
+    note.info(f"Stopped computing {stopped}; nothing of it was kept.", icon=":material/cancel:")
     state.set_explain_pending(None)
 
 runs = sorted(
@@ -322,16 +323,16 @@ with maps_tab:
             st.markdown(
                 "**Completeness.** Integrated Gradients promises that a map's pixels sum to "
                 "how much the class score changed from the baseline to the image, "
-                "f(x) − f(baseline). *delta* is what is missing; *gap %* is delta as a share "
-                "of the map's total size (the sum of |attribution|): a few % or less means "
-                "the path had enough steps."
+                "f(x) − f(baseline). *delta* is what is missing, and *gap %* its share of "
+                "that change: Sundararajan et al. ask for 5% or less. When the image and the "
+                "baseline score almost alike, even a small delta is a large share."
             )
             st.dataframe(deltas, hide_index=True, width="stretch")
             worst = max(v for row in deltas for key, v in row.items() if key.endswith("gap %"))
             if worst > 5:
                 st.warning(
-                    f"The largest gap is {worst:.1f}% of a map: add steps on the path "
-                    "and compute again."
+                    f"The largest gap is {worst:.0f}% of the score change: add steps on the "
+                    "path (or try another baseline) and compute again."
                 )
         st.caption(
             "To save the picture as PNG, use the camera button at the top right of the chart. "
@@ -369,7 +370,7 @@ with local_tab:
     if data.masks_val is None:
         st.info(
             f"This run's data ({data.name}) has no object masks; only the built-in Shapes has. "
-            "Race two nets on the Compare page (they train on Shapes) to measure this."
+            "Race two nets on Shapes on the Compare page to measure this."
         )
     else:
         c = st.columns([3, 1])

@@ -170,6 +170,13 @@ def test_build_train_toggle_stop_in_a_real_browser(server, page, tmp_path):
     page.reload()
     page.get_by_text("Plain-8 narrow · Shapes: stopped").wait_for()
 
+    # attribution maps of the stopped run, in the browser
+    page.get_by_role("link", name="Explain").click()
+    page.get_by_role("heading", name="Explain").wait_for()
+    page.get_by_role("button", name="Explain", exact=True).click()
+    page.locator('[data-testid="stPlotlyChart"] >> visible=true').first.wait_for()
+    page.screenshot(path=str(SHOTS / "explain.png"), full_page=False)
+
     page.get_by_role("link", name="Compare").click()
     page.get_by_role("heading", name="Compare plain and residual").wait_for()
     page.get_by_role("tab", name="Gradient flow at init").click()
