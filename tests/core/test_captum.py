@@ -13,7 +13,7 @@ from tests.core.test_model import every_kind_spec
 def net_and_input():
     spec = every_kind_spec()
     net = build(spec, seed=0).eval()
-    x = torch.rand(2, *spec.input_shape)
+    x = torch.rand(2, *spec.input_shape).requires_grad_()  # Captum wants inputs that do
     return net, x
 
 
