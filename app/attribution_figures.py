@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from PIL import Image
 from plotly.subplots import make_subplots
 
-from app.figures import FONT_SIZE, GREY, TICK_SIZE, _style
+from app.figures import FONT_SIZE, GREY, TICK_SIZE, style
 
 if TYPE_CHECKING:  # only their fields are read; the view imports the real modules
     from core.attribution import AttributionResult
@@ -254,7 +254,7 @@ def attribution_grid(
     for k in range(1, n * cols + 1):  # square pixels in every cell
         fig.layout[f"yaxis{k if k > 1 else ''}"].scaleanchor = f"x{k if k > 1 else ''}"
     first = next(iter(results_by_net.values()))
-    _style(fig, first.request.label, height=120 + CELL_PX * n)
+    style(fig, first.request.label, height=120 + CELL_PX * n)
     fig.update_annotations(font={"size": TICK_SIZE - 2})
     fig.update_layout(
         margin={"l": 20, "r": 20, "t": 90, "b": 20},
@@ -452,6 +452,6 @@ def sanity_figure(report: SanityReport, *, title: str = "Sanity check") -> go.Fi
         title_text="rank correlation with the original",
         range=[min([-0.1, *lows]) - 0.05, 1.05],
     )
-    _style(fig, title)
+    style(fig, title)
     fig.update_layout(font={"size": FONT_SIZE}, hovermode="closest")
     return fig

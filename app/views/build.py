@@ -5,7 +5,7 @@ import inspect
 
 import streamlit as st
 
-from app import editing, figures, state
+from app import diagram, editing, state
 from core.blocks import BasicBlock
 from core.model import summary
 from core.presets import PRESETS
@@ -81,7 +81,7 @@ if info is not None:
     m[2].metric("Blocks", totals["blocks"])
     m[3].metric("Skips on", f"{totals['skips on']} of {totals['residual blocks']}")
     st.subheader(f"{spec.name}: input {'x'.join(map(str, spec.input_shape))}")
-    st.plotly_chart(figures.network_diagram(info.plan), key="diagram", width="stretch")
+    st.plotly_chart(diagram.network_diagram(info.plan), key="diagram", width="stretch")
 
 # --- the block editor -----------------------------------------------------------------------
 st.subheader("Blocks")

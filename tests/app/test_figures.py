@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app import figures
+from app import diagram, figures
 from core.analysis import GradFlow, SweepPoint
 from core.presets import PRESETS
 from core.telemetry import EvalRecord, Event, RunLog, StepRecord
@@ -312,14 +312,14 @@ def skip_arcs(fig) -> dict[str, object]:
 
 def test_diagram_resnet20_one_box_per_layer_one_solid_arc_per_residual_block():
     plan = PRESETS["resnet20"].spec().validate()
-    fig = figures.network_diagram(plan)
+    fig = diagram.network_diagram(plan)
     boxes = shapes_named(fig, "box:")
     assert [b.name for b in boxes] == [f"box:{layer.name}" for layer in plan.layers]
     arcs = skip_arcs(fig)
     assert sorted(arcs) == sorted(layer.name for layer in plan.blocks if layer.skip is not None)
     assert len(arcs) == 9
     assert all(s.name.startswith("skip-on:") for s in arcs.values())
-    assert {s.line.color for s in arcs.values()} == {figures.SKIP_ON["color"]}
+    assert {s.line.color for s in arcs.values()} == {diagram.SKIP_ON["color"]}
     assert all(s.line.dash in (None, "solid") for s in arcs.values())
     texts = annotation_texts(fig)
     assert "stem · 16x32x32 · 464" in texts  # 3*16*9 weights + BN (2*16)
@@ -333,7 +333,7 @@ def test_diagram_resnet20_one_box_per_layer_one_solid_arc_per_residual_block():
 
 def test_diagram_plain_twin_has_dashed_grey_arcs():
     plan = PRESETS["plain20"].spec().validate()
-    arcs = skip_arcs(figures.network_diagram(plan))
+    arcs = skip_arcs(diagram.network_diagram(plan))
     assert len(arcs) == 9
     assert all(s.name.startswith("skip-off:") for s in arcs.values())
     assert {(s.line.color, s.line.dash) for s in arcs.values()} == {(figures.GREY, "dash")}
@@ -343,12 +343,12 @@ def test_diagram_mixed_skips_and_projection_labels():
     spec = PRESETS["resnet20"].spec()
     blocks = list(spec.blocks)
     blocks[1] = dataclasses.replace(blocks[1], skip=False)
-    arcs = skip_arcs(figures.network_diagram(dataclasses.replace(spec, blocks=blocks).validate()))
+    arcs = skip_arcs(diagram.network_diagram(dataclasses.replace(spec, blocks=blocks).validate()))
     assert arcs["blocks.1"].name.startswith("skip-off:")
     assert arcs["blocks.0"].name.startswith("skip-on:")
 
     resnet18 = PRESETS["resnet18_imagenet"].spec().validate()
-    fig = figures.network_diagram(resnet18)
+    fig = diagram.network_diagram(resnet18)
     projections = [layer.name for layer in resnet18.blocks if layer.shortcut == "projection"]
     assert len(projections) == 3
     labelled = [a.name.split(":", 1)[1] for a in fig.layout.annotations if a.text == "1x1"]
@@ -357,7 +357,7 @@ def test_diagram_mixed_skips_and_projection_labels():
 
 def test_diagram_without_residual_blocks_has_no_arcs_and_no_arc_legend():
     plan = PRESETS["dense_sigmoid8"].spec().validate()
-    fig = figures.network_diagram(plan)
+    fig = diagram.network_diagram(plan)
     assert len(shapes_named(fig, "box:")) == len(plan.layers)
     assert skip_arcs(fig) == {}
     assert not [t for t in fig.data if t.showlegend]
@@ -365,7 +365,7 @@ def test_diagram_without_residual_blocks_has_no_arcs_and_no_arc_legend():
 
 def test_diagram_of_resnet110_wraps_into_columns_without_overlap():
     plan = PRESETS["resnet110"].spec().validate()
-    fig = figures.network_diagram(plan)
+    fig = diagram.network_diagram(plan)
     boxes = shapes_named(fig, "box:")
     assert len(boxes) == 56 and len(skip_arcs(fig)) == 54
     columns = {b.x0 for b in boxes}
@@ -380,7 +380,7 @@ def test_diagram_of_resnet110_wraps_into_columns_without_overlap():
 
 
 def test_format_count():
-    assert [figures.format_count(n) for n in (650, 9248, 16000, 269_722, 1_600_000)] == [
+    assert [diagram.format_count(n) for n in (650, 9248, 16000, 269_722, 1_600_000)] == [
         "650",
         "9.2k",
         "16k",
