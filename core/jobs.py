@@ -370,18 +370,15 @@ class LocalJobManager(JobManager):
             if cmd.kind == "stop":
                 return True
             targets = [t for name, t in job.trainers.items() if cmd.arm in (None, name)]
-            if cmd.kind == "pause" and job.status == RUNNING:
-                for t in targets:
-                    t.pause_clock()
-                    t.log.append_event(Event(step=t.step_count, kind="pause", detail="paused"))
+            pausing = cmd.kind == "pause"
+            if cmd.kind in ("pause", "resume") and job.status == (RUNNING if pausing else PAUSED):
+                for t in job.trainers.values():  # a run pauses as a whole, every arm at once
+                    t.pause_clock() if pausing else t.resume_clock()
+                    t.log.append_event(
+                        Event(step=t.step_count, kind=cmd.kind, detail=f"{cmd.kind}d")
+                    )
                 with self._lock:
-                    job.status = PAUSED
-            elif cmd.kind == "resume" and job.status == PAUSED:
-                for t in targets:
-                    t.resume_clock()
-                    t.log.append_event(Event(step=t.step_count, kind="resume", detail="resumed"))
-                with self._lock:
-                    job.status = RUNNING
+                    job.status = PAUSED if pausing else RUNNING
             elif cmd.kind in ("skip", "lr"):
                 for t in targets:
                     try:
