@@ -33,11 +33,11 @@ def status_line(info: JobInfo) -> None:
         label += f" · ETA {_eta(info.eta_seconds)} · {info.images_per_s:,.0f} images/s"
     st.progress(min(info.progress, 1.0), text=label)
     if info.device:
-        st.caption(f"Training on {info.device}.")
+        st.caption(f"{'Training' if info.status in ACTIVE else 'Trained'} on {info.device}.")
     if info.status in ("failed", "diverged"):
         st.error(f"The run ended early: {info.message}", icon=":material/error:")
     elif info.status == "stopped":
-        st.warning(f"Stopped: {info.message}. Everything recorded so far is kept.")
+        st.warning(f"Stopped at step {info.step:,}. Everything recorded so far is kept.")
     elif info.status == "finished":
         st.success("Finished. Open it again any time from the Runs page.")
 

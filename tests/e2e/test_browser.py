@@ -152,7 +152,7 @@ def test_build_train_toggle_stop_in_a_real_browser(server, page, tmp_path):
     page.screenshot(path=str(SHOTS / "train.png"))
 
     page.get_by_role("button", name="Stop").click()
-    page.get_by_text("Stopped:").wait_for()
+    page.get_by_text("Everything recorded so far is kept").wait_for()
 
     page.get_by_role("link", name="Runs").click()
     page.get_by_role("heading", name="Your runs").wait_for()
