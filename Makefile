@@ -44,7 +44,13 @@ screenshots: $(VENV)/.dev
 	RESNET_EXPLORER_SHOTS=assets $(BIN)/python -m pytest tests/e2e -q
 
 bench: $(VENV)/.dev
-	for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	for f in bench/[!_]*.py; do \
+		case $$f in *gpu_check.py) continue;; esac; \
+		echo "== $$f"; $(BIN)/python $$f || exit 1; \
+	done
+	if $(BIN)/python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
+		echo "== bench/gpu_check.py"; $(BIN)/python bench/gpu_check.py; \
+	else echo "== bench/gpu_check.py: no CUDA device here, skipped (run it on a GPU)"; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
