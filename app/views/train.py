@@ -116,8 +116,8 @@ if start:
         try:
             net.validate()
         except SpecError as e:
-            raise SpecError(
-                f"the network does not fit {format_shape(data.input_shape)} images: {e}. "
+            raise ValueError(  # not a SpecError: its "the network:" prefix would repeat
+                f"{spec.name} does not fit {format_shape(data.input_shape)} images ({e}). "
                 "Change it on the Build page, or pick a larger image size"
             ) from None
         config = TrainConfig(

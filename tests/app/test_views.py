@@ -50,7 +50,8 @@ def test_train_view_says_why_a_network_does_not_fit_the_data():
     at.button[0].click().run()
     assert not at.exception
     message = at.error[0].value
-    assert "Could not start: the network: the network does not fit 1x8x8 images" in message
+    assert "Could not start: too many pools does not fit 1x8x8 images (block 3:" in message
+    assert "the network:" not in message
     assert "block 3: a 2x2 pool with stride 2 turns a 1x1 input into nothing" in message
 
 
