@@ -78,6 +78,10 @@ class JobInfo:
     created: float
     config: TrainConfig
     skips: dict[str, dict[int, bool]] = field(default_factory=dict)  # arm -> block -> on
+    # Each arm's spec as it is now (live skip toggles applied); the submitted spec while
+    # the run waits. Cheap to read: pages learn shapes and block kinds from it, no copy.
+    specs: dict[str, NetSpec] = field(default_factory=dict)
+    classes: tuple[str, ...] = ()  # the class names of the run's dataset, once loaded
 
     @property
     def active(self) -> bool:
@@ -296,6 +300,13 @@ class LocalJobManager(JobManager):
             created=job.created,
             config=job.config,
             skips={name: t.net.skips() for name, t in job.trainers.items()},
+            specs={
+                a.name: job.trainers[a.name].net.current_spec()
+                if a.name in job.trainers
+                else a.spec
+                for a in job.arms
+            },
+            classes=next((t.data.classes for t in trainers), ()),
         )
 
     def _start_next(self) -> None:

@@ -68,6 +68,9 @@ class BlockSpec:
 
     kind: ClassVar[str] = ""
     residual: ClassVar[bool] = False
+    # Its output is an image (C, H, W) a GradCAM map can be read from. The one place
+    # that says which block kinds have feature maps; core and the views read it here.
+    feature_map: ClassVar[bool] = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +87,7 @@ class ConvSpec(_Layered):
     """conv (k x k, 'same' padding) -> BatchNorm -> activation."""
 
     kind: ClassVar[str] = "conv"
+    feature_map: ClassVar[bool] = True
     out_channels: int
     kernel_size: int = 3
     stride: int = 1
@@ -115,6 +119,7 @@ class BasicSpec(_Residual):
     """Two 3x3 convs with a skip around them (He et al. 2015, Fig. 2, left)."""
 
     kind: ClassVar[str] = "basic"
+    feature_map: ClassVar[bool] = True
     out_channels: int
     stride: int = 1
 
@@ -124,6 +129,7 @@ class BottleneckSpec(_Residual):
     """1x1 reduce -> 3x3 (strided) -> 1x1 expand; out = width * expansion (Fig. 5)."""
 
     kind: ClassVar[str] = "bottleneck"
+    feature_map: ClassVar[bool] = True
     width: int
     stride: int = 1
     expansion: int = 4
