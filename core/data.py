@@ -3,17 +3,15 @@ Fashion-MNIST and CIFAR-10, and a user's zip of class folders (`core.uploads`).
 
 Files live in the data directory: the `root` argument, else $RESNET_EXPLORER_DATA, else
 ~/.cache/resnet-explorer/data. Results are cached process-wide: never change one in place.
+What a dataset is (`DataRequest`, `TensorData`, `DataError`) lives in `core.datasets`
+and is importable from here too.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,159 +19,34 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from core.datasets import (
+    DATA_ENV,
+    DATASETS,
+    SHAPES_DEFAULT_N,
+    DataError,
+    DataRequest,
+    DatasetInfo,
+    TensorData,
+    data_root,
+)
 from core.limits import DATA_LIMITS, DataLimits
 from core.shapes_data import SHAPE_CLASSES, make_shapes
+from core.torchvision_data import read_torchvision
+from core.uploads import read_upload
 
-DATA_ENV = "RESNET_EXPLORER_DATA"
-SHAPES_SIZES = (16, 32, 64)  # the resolutions the app offers for Shapes
-SHAPES_DEFAULT_N = 6_000
-
-
-class DataError(ValueError):
-    """A dataset that cannot be loaded. The message says what is wrong and what to do."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class DatasetInfo:
-    """What the app shows about a dataset before loading it."""
-
-    title: str
-    channels: int
-    native_size: int  # side in pixels as stored; a request may resize
-    offline: bool  # needs no download
-    augment: bool  # random crop and flip suit it (photos, not digits or masked shapes)
-
-
-DATASETS: dict[str, DatasetInfo] = {
-    name: DatasetInfo(title=title, channels=c, native_size=side, offline=off, augment=aug)
-    for name, title, c, side, off, aug in (
-        ("shapes", "Shapes", 3, 32, True, False),
-        ("digits", "Digits", 1, 8, True, False),
-        ("mnist", "MNIST", 1, 28, False, False),
-        ("fashion_mnist", "Fashion-MNIST", 1, 28, False, False),
-        ("cifar10", "CIFAR-10", 3, 32, False, True),
-        ("upload", "Your images", 3, 32, True, True),
-    )
-}
-
-
-@dataclass(frozen=True, kw_only=True)
-class DataRequest:
-    """Which data, at which size, split how. Hashable: it is the cache key."""
-
-    name: str = "shapes"
-    size: int | None = None  # side in pixels; None = the dataset's own
-    n: int | None = None  # Shapes only: how many images to generate (None = 6,000)
-    seed: int = 0  # draws Shapes, the validation split and the subset
-    subset: int | None = None  # keep this many training images (class-proportional)
-    # Share held out for validation; MNIST and CIFAR use their test split instead, and
-    # use this share only to size the validation subset.
-    val_fraction: float = 0.2
-    upload: str | None = None  # for name "upload": the zip's SHA-256 from import_upload
-
-    def __post_init__(self) -> None:
-        lim = DATA_LIMITS
-        if self.name not in DATASETS:
-            raise DataError(f"unknown dataset {self.name!r}; choose one of: {', '.join(DATASETS)}")
-        size = DATASETS[self.name].native_size if self.size is None else self.size
-        if not lim.min_side <= size <= lim.max_side:
-            raise DataError(f"image size {size} px: choose {lim.min_side} to {lim.max_side}")
-        object.__setattr__(self, "size", size)  # so 'native' and its number share a cache key
-        if self.name == "shapes":
-            n = SHAPES_DEFAULT_N if self.n is None else self.n
-            if not 12 <= n <= lim.max_samples:  # two of each of the six shapes
-                raise DataError(f"Shapes needs between 12 and {lim.max_samples:,} images, not {n}")
-            object.__setattr__(self, "n", n)
-        elif self.n is not None:
-            raise DataError(f"n sets how many Shapes to draw; for {self.name} use subset instead")
-        if self.seed < 0:
-            raise DataError(f"the seed must be 0 or more, got {self.seed}")
-        if self.subset is not None and self.subset < 10:
-            raise DataError(f"a subset needs at least 10 images, got {self.subset}")
-        if not 0.05 <= self.val_fraction <= 0.5:
-            raise DataError(f"val_fraction must be 0.05 to 0.5, got {self.val_fraction}")
-        is_digest = isinstance(self.upload, str) and re.fullmatch("[0-9a-f]{64}", self.upload)
-        if (self.name == "upload") != bool(is_digest):
-            raise DataError(
-                "an uploaded dataset is named by the 64-character SHA-256 that import_upload "
-                "returns, and only name='upload' takes one"
-            )
-
-
-@dataclass(frozen=True, kw_only=True, eq=False)
-class TensorData:
-    """A whole dataset as tensors on one device, ready to index.
-
-    Images are float32 in [0, 1], (N, C, H, W); labels int64 (N,); masks, where the
-    dataset has them (Shapes), bool (N, H, W), True on the object.
-    """
-
-    name: str
-    classes: tuple[str, ...]
-    x_train: Tensor
-    y_train: Tensor
-    x_val: Tensor
-    y_val: Tensor
-    mean: tuple[float, ...]  # per channel, over the training images
-    std: tuple[float, ...]
-    masks_train: Tensor | None = None
-    masks_val: Tensor | None = None
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.x_train.shape[1:])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def device(self) -> torch.device:
-        return self.x_train.device
-
-    @property
-    def nbytes(self) -> int:
-        return sum(t.nbytes for t in self._tensors().values() if t is not None)
-
-    def normalize(self, x: Tensor) -> Tensor:
-        """(x - mean) / std per channel, on x's device; not in place."""
-        shape = (1, -1, 1, 1)
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(shape)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(shape)
-        return (x - mean) / std
-
-    def to(self, device: str | torch.device) -> TensorData:
-        moved = {k: None if t is None else t.to(device) for k, t in self._tensors().items()}
-        return dataclasses.replace(self, **moved)
-
-    def batches(
-        self,
-        batch_size: int,
-        *,
-        generator: torch.Generator,
-        device: str | torch.device | None = None,
-        drop_last: bool = False,
-    ) -> Iterator[tuple[Tensor, Tensor]]:
-        """One epoch of shuffled (images, labels) training batches, by indexing a permutation.
-
-        The order comes from `generator` alone (on any device), so two runs given
-        generators with one seed see the same batches. `device` moves each batch; by
-        default batches stay where the data is.
-        """
-        n = len(self.y_train)
-        order = torch.randperm(n, generator=generator, device=generator.device)
-        order = order.to(self.device)
-        stop = n - n % batch_size if drop_last else n
-        for i in range(0, stop, batch_size):
-            idx = order[i : i + batch_size]
-            x, y = self.x_train[idx], self.y_train[idx]
-            if device is not None:
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            yield x, y
-
-    def _tensors(self) -> dict[str, Tensor | None]:
-        names = ("x_train", "y_train", "x_val", "y_val", "masks_train", "masks_val")
-        return {k: getattr(self, k) for k in names}
+__all__ = [
+    "DATASETS",
+    "DATA_ENV",
+    "SHAPES_DEFAULT_N",
+    "DataError",
+    "DataRequest",
+    "DatasetInfo",
+    "TensorData",
+    "augment",
+    "clear_cache",
+    "data_root",
+    "load",
+]
 
 
 def augment(
@@ -196,13 +69,6 @@ def augment(
         heads = torch.rand(b, generator=generator, device=generator.device) < 0.5
         out = torch.where(heads.to(x.device).view(b, 1, 1, 1), out.flip(-1), out)
     return out.contiguous()
-
-
-def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The data directory: `root`, else $RESNET_EXPLORER_DATA, else the user's cache."""
-    if root is None:
-        root = os.environ.get(DATA_ENV) or Path.home() / ".cache" / "resnet-explorer" / "data"
-    return Path(root).expanduser().resolve()
 
 
 # --- the process-wide cache -------------------------------------------------------------
@@ -278,12 +144,8 @@ def _load_uncached(req: DataRequest, root: Path, download: bool, lim: DataLimits
         x = torch.from_numpy(digits.images).float().div_(16).unsqueeze(1)  # (N, 1, 8, 8)
         y, classes = torch.from_numpy(digits.target).long(), tuple("0123456789")
     elif req.name == "upload":
-        from core.uploads import read_upload  # it imports this module
-
         x, y, classes = read_upload(req.upload, size=size, root=root, limits=lim)
     else:
-        from core.torchvision_data import read_torchvision  # it imports this module
-
         classes, (x, y), test = read_torchvision(req.name, root, download, lim)
 
     xv, yv = (x, y) if test is None else test  # validation draws from these
@@ -352,8 +214,6 @@ def _check_bytes(n: int, channels: int, size: int, lim: DataLimits) -> None:
     if (need := n * channels * size * size * 4) > lim.max_tensor_bytes:
         raise DataError(
             f"{n:,} images of {channels}x{size}x{size} need {need / 1024**3:.1f} GB, over the "
-            f"cap of {lim.max_tensor_bytes / 1024**3:.1f} GB; ask for a subset or a smaller size"
+            f"cap of {lim.max_tensor_bytes / 1024**3:.1f} GB",
+            fix="ask for a subset or a smaller size",
         )
-
-
-# --- torchvision ---------------------------------------------------------------------------

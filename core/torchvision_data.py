@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from core.data import DATASETS, DataError
+from core.datasets import DATASETS, DataError
 from core.limits import DataLimits
 
 _CLASSES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}

@@ -22,7 +22,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-from core.data import DataError, data_root
+from core.datasets import DataError, data_root
 from core.limits import DATA_LIMITS, DataLimits
 
 # Pillow formats we decode. Not EPS (Pillow runs Ghostscript on it), nor the rarer

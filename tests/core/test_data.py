@@ -21,6 +21,7 @@ from core.data import (
     data_root,
     load,
 )
+from core.errors import ExplainedError
 from core.limits import DATA_LIMITS
 from core.shapes_data import SHAPE_CLASSES, make_shapes
 
@@ -116,24 +117,46 @@ def test_shapes_dataset_keeps_masks_with_their_images():
 # --- requests and loading -----------------------------------------------------------------
 
 
+_DIGEST = "an uploaded dataset is named by the 64-character SHA-256 that import_upload returns"
+
+
 @pytest.mark.parametrize(
-    ("kwargs", "words"),
+    ("kwargs", "message"),
     [
-        ({"name": "imagenet"}, "choose one of: shapes, digits"),
-        ({"size": 4}, "choose 8 to 128"),
-        ({"name": "mnist", "n": 500}, "use subset instead"),
-        ({"n": 3}, "between 12 and 60,000"),
-        ({"subset": 5}, "at least 10 images"),
-        ({"val_fraction": 0.9}, "0.05 to 0.5"),
-        ({"seed": -1}, "0 or more"),
-        ({"name": "upload"}, "SHA-256"),
-        ({"name": "upload", "upload": "../../etc/passwd"}, "SHA-256"),
-        ({"upload": "a" * 64}, "only name='upload'"),
+        (
+            {"name": "imagenet"},
+            "the dataset 'imagenet' is not available; choose one of: shapes, digits, mnist, "
+            "fashion_mnist, cifar10, upload",
+        ),
+        ({"size": 4}, "the image size (px) must be a whole number from 8 to 128, got 4"),
+        ({"size": 32.0}, "the image size (px) must be a whole number from 8 to 128, got 32.0"),
+        (
+            {"name": "mnist", "n": 500},
+            "n sets how many Shapes to draw; for mnist use subset instead",
+        ),
+        (
+            {"n": 3},
+            "the number of Shapes must be a whole number from 12 to 60,000, got 3; "
+            "draw at least two of each of the six shapes",
+        ),
+        ({"n": 70_000}, "the number of Shapes must be a whole number from 12 to 60,000, got 70000"),
+        ({"subset": 5}, "the training subset must be a whole number from 10 to 60,000, got 5"),
+        ({"val_fraction": 0.9}, "the validation share must be a number from 0.05 to 0.5, got 0.9"),
+        ({"seed": -1}, "the seed must be a whole number from 0 to 2,147,483,647, got -1"),
+        ({"seed": True}, "the seed must be a whole number from 0 to 2,147,483,647, got True"),
+        ({"name": "upload"}, f"{_DIGEST}, and only name='upload' takes one"),
+        (
+            {"name": "upload", "upload": "../../etc/passwd"},
+            f"{_DIGEST}, and only name='upload' takes one",
+        ),
+        ({"upload": "a" * 64}, f"{_DIGEST}, and only name='upload' takes one"),
     ],
 )
-def test_bad_requests_say_what_to_do(kwargs, words):
-    with pytest.raises(DataError, match=words):
+def test_bad_requests_say_what_to_do(kwargs, message):
+    with pytest.raises(DataError) as caught:
         DataRequest(**kwargs)
+    assert str(caught.value) == message
+    assert isinstance(caught.value, ExplainedError)
 
 
 def test_same_seed_same_tensors_another_seed_another_split():
@@ -164,9 +187,19 @@ def test_subset_is_class_proportional_and_shrinks_validation_alike():
 
 def test_mean_and_std_come_from_the_training_images():
     d = load(DataRequest(name="shapes", n=60, size=16))
-    z = d.normalize(d.x_train)
-    assert torch.allclose(z.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-4)
-    assert torch.allclose(z.std(dim=(0, 2, 3), correction=0), torch.ones(3), atol=1e-4)
+    # The oracle: per-channel statistics in float64 over the training images alone.
+    x = d.x_train.double()
+    mean = x.mean(dim=(0, 2, 3))
+    std = x.std(dim=(0, 2, 3), correction=0)
+    assert torch.allclose(torch.tensor(d.mean, dtype=torch.float64), mean, atol=1e-6)
+    assert torch.allclose(torch.tensor(d.std, dtype=torch.float64), std, atol=1e-6)
+    assert not torch.allclose(mean, d.x_val.double().mean(dim=(0, 2, 3)), atol=1e-6)
+    # What the trainer does with them, (x - mean) / std, gives zero mean and unit spread.
+    z = (x - mean.view(1, 3, 1, 1)) / torch.tensor(d.std, dtype=torch.float64).view(1, 3, 1, 1)
+    assert torch.allclose(z.mean(dim=(0, 2, 3)), torch.zeros(3, dtype=torch.float64), atol=1e-5)
+    assert torch.allclose(
+        z.std(dim=(0, 2, 3), correction=0), torch.ones(3, dtype=torch.float64), atol=1e-5
+    )
     assert d.input_shape == (3, 16, 16) and d.num_classes == 6
 
 
@@ -276,6 +309,14 @@ def test_augment_gives_a_padded_crop_or_its_mirror_of_each_image():
     assert torch.equal(augment(x, generator=torch.Generator(), padding=0, flip=False), x)
 
 
-def test_every_dataset_is_described():
+def test_every_dataset_is_described_and_loads_at_its_native_size_by_default():
     assert set(DATASETS) == {"shapes", "digits", "mnist", "fashion_mnist", "cifar10", "upload"}
-    assert [k for k, v in DATASETS.items() if v.augment] == ["cifar10", "upload"]
+    assert {k: v.native_size for k, v in DATASETS.items()} == {
+        "shapes": 32,
+        "digits": 8,
+        "mnist": 28,
+        "fashion_mnist": 28,
+        "cifar10": 32,
+        "upload": 32,
+    }
+    assert load(DataRequest(name="digits")).input_shape == (1, 8, 8)
