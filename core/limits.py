@@ -6,7 +6,9 @@ deployment can read them all at once. Pure data: no torch, no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import os
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,6 +28,16 @@ class SpecLimits:
 SPEC_LIMITS = SpecLimits()
 
 
+def _env_mb(name: str, default_mb: int) -> int:
+    """Bytes from the environment variable `name`, given in whole MB, else `default_mb`."""
+    raw = os.environ.get(name, "").strip()
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw) * 1024**2
+    if raw:
+        logging.getLogger(__name__).warning("%s=%r is not a whole number of MB over 0", name, raw)
+    return default_mb * 1024**2
+
+
 @dataclass(frozen=True, kw_only=True)
 class DataLimits:
     """Caps on what a dataset request or an uploaded zip may cost the server."""
@@ -43,6 +55,21 @@ class DataLimits:
     max_pixels: int = 4096 * 4096  # per image, read from its header before decoding
     max_classes: int = 100
     min_per_class: int = 10  # images per class in an upload; fewer cannot be split
+    # One upload's whole check: decoding runs at about 40 M pixels/s on one busy core, so
+    # 500 M pixels is about 12 s (2,000 images of 500x500, or 30 of 16 M pixels; JPEGs
+    # count at the reduced scale they are decoded at, often 1/64 of their pixels).
+    max_total_pixels: int = 500_000_000
+    max_check_seconds: float = 20.0  # the page waits for the check; checked between files
+    # Zips kept on disk, in bytes of the files. Per browser: three zips at the upload cap,
+    # so a student can keep a few data sets; the oldest one no run uses makes room first.
+    # In all: a class of 30 with one 100 MB zip each, and room to spare. Set in MB by
+    # RESNET_EXPLORER_UPLOADS_PER_BROWSER_MB and RESNET_EXPLORER_UPLOADS_TOTAL_MB.
+    max_kept_per_owner: int = field(
+        default_factory=lambda: _env_mb("RESNET_EXPLORER_UPLOADS_PER_BROWSER_MB", 300)
+    )
+    max_kept_bytes: int = field(
+        default_factory=lambda: _env_mb("RESNET_EXPLORER_UPLOADS_TOTAL_MB", 5_000)
+    )
 
 
 DATA_LIMITS = DataLimits()

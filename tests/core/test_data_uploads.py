@@ -83,7 +83,7 @@ def test_a_good_zip_is_kept_by_hash_and_loads_as_tensors(tmp_path):
     assert report.skipped == (
         ("dog/notes.txt", "is not an image this app reads (PNG, JPEG, BMP, GIF, WEBP)"),
     )
-    assert _files(tmp_path) == [f"data/uploads/{digest}.zip"]
+    assert _files(tmp_path) == [f"data/uploads/{digest}.zip", "data/uploads/index.json"]
 
     d = load(DataRequest(name="upload", upload=digest, size=16), root=root, limits=LIMITS)
     assert d.classes == ("cat", "dog") and d.input_shape == (3, 16, 16)
