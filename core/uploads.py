@@ -177,16 +177,16 @@ def _make_room(
                 freed += sizes[d] if set(index[d]) == {key} else 0  # the file goes too
         if owned + adding > lim.max_kept_per_owner:
             raise UploadError(
-                f"this browser keeps {owned / _MB:.0f} MB of uploaded zips that its runs "
-                f"still use, and this one adds {adding / _MB:.0f} MB: over the "
-                f"{lim.max_kept_per_owner / _MB:.0f} MB each browser may keep",
+                f"this browser keeps {_size(owned)} of uploaded zips that its runs still "
+                f"use, and this one adds {_size(adding)}: over the "
+                f"{_size(lim.max_kept_per_owner)} each browser may keep",
                 fix="delete runs you no longer need on the Runs page, or upload a smaller zip",
             )
     total = sum(sizes.values()) - freed + (0 if digest in sizes else nbytes)
     if total > lim.max_kept_bytes:
         raise UploadError(
-            f"this server's space for uploaded zips is full ({lim.max_kept_bytes / _MB:.0f} "
-            f"MB; this zip would bring it to {total / _MB:.0f} MB)",
+            f"this server's space for uploaded zips is full: this zip would bring it to "
+            f"{_size(total)}, over the {_size(lim.max_kept_bytes)} it may keep",
             fix="ask whoever runs the server to delete old runs, or upload a smaller zip",
         )
     return release
@@ -199,6 +199,13 @@ def _release(folder: Path, index: dict[str, dict[str, float]], digest: str, key:
     if not owners:
         (folder / f"{digest}.zip").unlink(missing_ok=True)
         index.pop(digest, None)
+
+
+def _size(n: int) -> str:
+    """Bytes for people: '740 KB', '2.5 MB', '300 MB'."""
+    if n < _MB:
+        return f"{n / 1024:.0f} KB"
+    return f"{n / _MB:.1f} MB" if n < 10 * _MB else f"{n / _MB:,.0f} MB"
 
 
 def _sizes(folder: Path) -> dict[str, int]:

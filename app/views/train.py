@@ -47,7 +47,7 @@ if name == "upload":
             report = state.upload_report(zipped.file_id)  # checked once per file, not per rerun
             if report is None:
                 with st.spinner("Checking every image…"):
-                    report = import_upload(zipped.getvalue())
+                    report = import_upload(zipped.getvalue(), owner=owner)
                 state.set_upload(zipped.file_id, report)
         except DataError as e:
             state.set_upload(None, None)
