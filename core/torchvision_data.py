@@ -7,6 +7,7 @@ missing files and where they go. Hand-copied .gz files are unpacked under a byte
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from core.datasets import DATASETS, DataError
 from core.limits import DataLimits
 
 _CLASSES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}
+_log = logging.getLogger(__name__)  # the causes users are not shown: exception texts
 
 
 def read_torchvision(name: str, root: Path, download: bool, lim: DataLimits):
@@ -34,7 +36,8 @@ def read_torchvision(name: str, root: Path, download: bool, lim: DataLimits):
         try:
             cls(str(root), train=True, download=True)  # fetches both splits
         except (OSError, RuntimeError) as e:  # URLError is an OSError
-            failure = f"The download failed ({e}). "
+            _log.warning("downloading %s failed: %r", name, e)
+            failure = "The download failed (is this server offline?). "
         folder, missing = _missing_files(cls, root, lim)
     if missing:
         cifar = "the folder cifar-10-batches-py from cifar-10-python.tar.gz into the data folder"
@@ -46,9 +49,11 @@ def read_torchvision(name: str, root: Path, download: bool, lim: DataLimits):
     try:
         splits = [cls(str(root), train=train) for train in (True, False)]
     except (RuntimeError, ValueError, TypeError, AssertionError) as e:
+        _log.warning("reading %s from %s failed: %r", name, folder, e)
         raise DataError(
             f"the {DATASETS[name].title} files in {folder} are there but damaged or not "
-            f"the official ones ({e}); delete them and load the dataset again"
+            "the official ones",
+            fix="delete them and load the dataset again",
         ) from None
     pools = [(torch.as_tensor(ds.data), torch.as_tensor(ds.targets)) for ds in splits]
     # MNIST: (N, H, W) -> (N, 1, H, W); CIFAR: (N, H, W, C) -> (N, C, H, W)
@@ -73,7 +78,8 @@ def _missing_files(cls: type, root: Path, lim: DataLimits) -> tuple[Path, list[s
             with gzip.open(packed, "rb") as f:
                 data = f.read(lim.max_unzipped_bytes + 1)  # real bytes, at most the cap
         except (OSError, EOFError) as e:
-            raise DataError(f"{packed} is not a readable .gz file ({e}); replace it") from None
+            _log.warning("unpacking %s failed: %r", packed, e)
+            raise DataError(f"{packed} is not a readable .gz file", fix="replace it") from None
         if len(data) > lim.max_unzipped_bytes:
             raise DataError(f"{packed} unpacks to more than {lim.max_unzipped_bytes:,} bytes")
         tmp.write_bytes(data)
