@@ -118,14 +118,16 @@ def read_upload(
     The stored zip is checked again as if new (but not timed: it passed the clock once):
     a file on disk is no more trusted.
     """
-    folder = uploads_folder(root)
-    if not _DIGEST.fullmatch(digest) or not (folder / f"{digest}.zip").is_file():
+    try:
+        if not _DIGEST.fullmatch(digest):
+            raise FileNotFoundError(digest)
+        data = (uploads_folder(root) / f"{digest}.zip").read_bytes()
+    except (FileNotFoundError, IsADirectoryError):  # never kept, or pruned since
         raise DataError(
             f"the uploaded images {digest[:12]!r}... are no longer on this server",
             fix="upload the zip again",
-        )
-    path = folder / f"{digest}.zip"
-    images, labels, classes, _ = read_zip(path.read_bytes(), size=size, limits=limits)
+        ) from None
+    images, labels, classes, _ = read_zip(data, size=size, limits=limits)
     return images, labels, classes
 
 
