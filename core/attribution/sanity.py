@@ -245,8 +245,17 @@ def sanity_check(
             rho, rho_nonzero = _mean_rho(original[j], m, keep)
             full[j].append(rho)
             nonzero[j].append(rho_nonzero)
-    n_maps = len(x) * (len(stages) + 1)
-    curves = (
+    return SanityReport(
+        stages=("original", *(name for name, _ in stages)),
+        curves=_curves(names, full, nonzero, maps.seconds, len(x) * (len(stages) + 1), threshold),
+        threshold=threshold,
+        black_share=1.0 - keep.float().mean().item(),
+    )
+
+
+def _curves(names, full, nonzero, seconds, n_maps: int, threshold: float):
+    """One SanityCurve per method from its correlations (all pixels, non-black pixels)."""
+    return tuple(
         SanityCurve(
             method=name,
             correlation=tuple(c),
@@ -255,13 +264,7 @@ def sanity_check(
             correlation_nonzero=tuple(cz),
             depends_on_model_nonzero=min(cz[1:]) < threshold,
         )
-        for name, c, cz, s in zip(names, full, nonzero, maps.seconds, strict=True)
-    )
-    return SanityReport(
-        stages=("original", *(name for name, _ in stages)),
-        curves=tuple(curves),
-        threshold=threshold,
-        black_share=1.0 - keep.float().mean().item(),
+        for name, c, cz, s in zip(names, full, nonzero, seconds, strict=True)
     )
 
 
