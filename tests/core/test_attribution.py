@@ -20,9 +20,11 @@ from core.attribution import (
     attribute,
     baseline_images,
     feature_map_blocks,
+    freeze,
     frozen_copy,
     is_frozen,
     shared_feature_map_blocks,
+    unwrap,
 )
 from core.errors import ExplainedError
 from core.model import build
@@ -331,6 +333,17 @@ def test_frozen_copy_leaves_the_training_model_alone():
     assert torch.equal(net.head.fc.weight, before["head.fc.weight"])  # a copy, not a view
     with pytest.raises(AttributionError, match=r"pass frozen_copy\(model\) instead"):
         attribute(net, x, AttributionRequest())
+
+
+def test_freeze_freezes_a_private_copy_in_place_without_copying_again():
+    """The page's networks come from the job manager as copies already: freezing them
+    must not copy the weights a second time."""
+    net = build(tiny_spec(), seed=0).train()
+    net(torch.rand(2, 3, SIDE, SIDE)).sum().backward()
+    pixels = freeze(net, mean=(0.5, 0.5, 0.5), std=(0.2, 0.2, 0.2))
+    assert unwrap(pixels) is net and is_frozen(pixels) and is_frozen(net)
+    assert all(p.grad is None for p in net.parameters())
+    assert freeze(net) is net
 
 
 # --- batching, progress, cancel, reproducibility ----------------------------------------
