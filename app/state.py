@@ -81,18 +81,21 @@ def set_upload(file_id: str | None, report) -> None:
 
 
 # --- Explain page ------------------------------------------------------------------------
-# The last result of each kind ("maps", "localisation", "sanity"), so a rerun (a download,
-# a tab) does not throw away minutes of computation. A few images' maps: kilobytes, not
-# models or datasets. Replaced by the next computation of its kind; never shared.
+# The last result of each kind ("maps", "localisation", "sanity") with the run it belongs
+# to, so a rerun (a download, a tab) does not throw away minutes of computation. A few
+# images' maps: kilobytes, not models or datasets. Replaced by the next computation of its
+# kind; never shared.
 _EXPLAIN, _EXPLAIN_PENDING = "explain_results", "explain_pending"
 
 
-def explain_result(kind: str):
-    return st.session_state.get(_EXPLAIN, {}).get(kind)
+def explain_result(kind: str, run: str):
+    """The last result of `kind` if it was computed for `run`, else None."""
+    stored = st.session_state.get(_EXPLAIN, {}).get(kind)
+    return stored[1] if stored is not None and stored[0] == run else None
 
 
-def set_explain_result(kind: str, value) -> None:
-    st.session_state.setdefault(_EXPLAIN, {})[kind] = value
+def set_explain_result(kind: str, run: str, value) -> None:
+    st.session_state.setdefault(_EXPLAIN, {})[kind] = (run, value)
 
 
 def explain_pending() -> str | None:

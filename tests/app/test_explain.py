@@ -1,5 +1,5 @@
 """The Explain page (AppTest, jumped to a finished twin run through session_state) and the
-pure functions behind it: image picking, the attribution grid, tables, files, sanity curves."""
+pure functions behind it: the attribution grid, tables, files, sanity curves."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from app import attribution_figures as af
+from app import attribution_tables as tables
 from app import services
 from core.attribution import AttributionRequest, AttributionResult
 from core.attribution_quality import (
@@ -22,6 +23,7 @@ from core.attribution_quality import (
 from core.config import TrainConfig
 from core.data import DataRequest
 from core.jobs import Arm
+from core.presets import PRESETS
 from tests.app.conftest import OWNER, page
 from tests.core.helpers import separable_data, tiny_spec
 
@@ -150,6 +152,42 @@ def test_localisation_on_shapes_compares_the_nets():
     mgr.delete(job, OWNER)
 
 
+def test_a_rerun_copies_no_network_and_a_computation_copies_only_the_chosen_ones(
+    finished_run, monkeypatch
+):
+    """Issue 9: copying a network holds the job manager's lock and stalls every chart; the
+    page learns classes, shapes and blocks from JobInfo and copies on a button press only."""
+    mgr = services.job_manager()
+    real, copied = mgr.copy_model, []
+
+    def counting(job, owner, arm):
+        copied.append(arm)
+        return real(job, owner, arm)
+
+    monkeypatch.setattr(mgr, "copy_model", counting)  # the real manager, counted
+    at = page("explain")
+    at.run()
+    at.selectbox(key="ex_run").set_value(finished_run).run()
+    at.selectbox(key="ex_method").set_value("gradcam").run()  # blocks: from the specs
+    assert at.selectbox(key="ex_block").options[1] == "0 · basic"
+    at.selectbox(key="ex_method").set_value("occlusion").run()  # window: from the input shape
+    assert at.slider(key="ex_window_8").max == 8
+    at.selectbox(key="ex_method").set_value("saliency").run()
+    at.multiselect(key="ex_san_methods").set_value(["saliency"]).run()
+    assert copied == [] and not at.exception
+    at.slider(key="ex_k").set_value(2)
+    at.button(key="ex_go").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert sorted(copied) == ["Plain-8", "ResNet-8"]  # one copy per network, on the click
+    at.toggle(key="ex_per_image").set_value(True).run()
+    at.run()
+    assert len(copied) == 2 and len(at.get("plotly_chart")) == 1  # redrawn, not recomputed
+    at.multiselect(key=f"ex_nets_{finished_run}").set_value(["ResNet-8"]).run()
+    assert len(copied) == 2
+    at.button(key="ex_go").click().run()
+    assert copied[2:] == ["ResNet-8"]  # only the network still chosen
+
+
 def test_a_stopped_computation_is_reported_once(finished_run):
     at = page("explain")
     at.session_state["explain_pending"] = "the sanity check"
@@ -165,36 +203,6 @@ def test_another_browser_sees_no_runs(finished_run):
     at.run()
     assert not at.exception
     assert "No runs yet in this browser" in _texts(at)
-
-
-# --- picking images ----------------------------------------------------------------------
-
-
-def test_misclassified_images_come_first():
-    labels = np.array([0, 1, 0, 1, 0, 1])
-    probs = np.array([[0.9, 0.1], [0.1, 0.9], [0.2, 0.8], [0.2, 0.8], [0.8, 0.2], [0.6, 0.4]])
-    picked = af.pick_images(probs, labels, "misclassified", 4)  # 2 and 5 are wrong
-    assert list(picked[:2]) == [2, 5]  # more confidently wrong first: 0.2 on the truth, 0.4
-    assert list(picked[2:]) == [3, 4]  # then the least confident right ones
-
-
-def test_misclassified_counts_the_nets_that_get_it_wrong():
-    labels = np.array([0, 0, 0])
-    a = np.array([[0.1, 0.9], [0.4, 0.6], [0.9, 0.1]])  # wrong: 0, 1
-    b = np.array([[0.9, 0.1], [0.45, 0.55], [0.9, 0.1]])  # wrong: 1
-    assert list(af.pick_images(np.stack([a, b]), labels, "misclassified", 3)) == [1, 0, 2]
-
-
-def test_by_class_gives_only_that_class_and_random_is_seeded():
-    labels = np.arange(40) % 4
-    picked = af.pick_images(None, labels, "class", 8, seed=3, cls=2)
-    assert len(picked) == 8 and (labels[picked] == 2).all()
-    assert len(af.pick_images(None, labels, "class", 50, cls=1)) == 10  # capped at what exists
-    one, two = (af.pick_images(None, labels, "random", 5, seed=7) for _ in range(2))
-    assert list(one) == list(two) and len(set(one)) == 5
-    assert list(af.pick_images(None, labels, "random", 5, seed=8)) != list(one)
-    with pytest.raises(ValueError, match="unknown way to pick"):
-        af.pick_images(None, labels, "best", 3)
 
 
 # --- the grid and its tables -------------------------------------------------------------
@@ -253,20 +261,22 @@ def test_grid_refuses_maps_that_do_not_fit_the_images():
 def test_tables_and_files():
     maps = torch.arange(2 * 2 * 3, dtype=torch.float32).reshape(2, 2, 3)
     ig = _result(maps, "integrated_gradients", delta=torch.tensor([0.5, -0.1]))
-    rows = af.probability_rows({"net": ig}, CLASSES, labels=torch.tensor([0, 2]), indices=[4, 9])
+    rows = tables.probability_rows(
+        {"net": ig}, CLASSES, labels=torch.tensor([0, 2]), indices=[4, 9]
+    )
     assert rows[1] == {
         "image": 9,
         "true class": "ring",
         "net · top 3": "circle 70% · square 20% · ring 10%",
         "net · map explains": "circle",
     }
-    deltas = af.delta_rows({"net": ig}, indices=[4, 9])
+    deltas = tables.delta_rows({"net": ig}, indices=[4, 9])
     assert deltas[0]["net · f(x) − f(baseline)"] == 14.5  # sum of map (0 + ... + 5) - delta
     assert deltas[0]["net · gap %"] == pytest.approx(100 * 0.5 / 14.5, abs=0.1)
-    assert af.delta_rows({"net": _result(maps)}) == []
-    back = np.load(io.BytesIO(af.maps_npy(ig)))
+    assert tables.delta_rows({"net": _result(maps)}) == []
+    back = np.load(io.BytesIO(tables.maps_npy(ig)))
     assert back.dtype == np.float32 and np.array_equal(back, maps.numpy())
-    lines = af.maps_csv({"net": ig}, CLASSES, indices=[4, 9]).splitlines()
+    lines = tables.maps_csv({"net": ig}, CLASSES, indices=[4, 9]).splitlines()
     assert lines[0] == "network,image,class_explained,row,col,value"
     assert len(lines) == 1 + 12 and lines[-1] == "net,9,circle,1,2,11"
 
@@ -278,7 +288,7 @@ def test_localisation_rows_put_the_nets_side_by_side():
         )
         return LocalisationRow(model=model, method=method, score=score, seconds_per_image=0.1)
 
-    rows = af.localisation_rows(
+    rows = tables.localisation_rows(
         [row("Plain", "Saliency", 0.5, 0.75), row("ResNet", "Saliency", 0.625, float("nan"))]
     )
     assert rows == [
@@ -326,3 +336,63 @@ def test_sanity_figure_draws_a_line_per_method_and_flags_the_independent_ones():
     assert fig.data[2].line.dash == "dot" and fig.data[2].line.color == "#8C8C8C"
     assert fig.layout.yaxis.range[0] < -0.3
     assert any(s.y0 == 0.7 for s in fig.layout.shapes)  # the threshold line
+
+
+def test_sanity_figure_adds_the_non_black_score_only_where_pixels_are_black():
+    control = next(iter(CONTROLS))
+    curves = (
+        SanityCurve(
+            method="Integrated Gradients",
+            correlation=(1.0, 0.9, 0.88),
+            depends_on_model=False,
+            seconds_per_image=0.01,
+            correlation_nonzero=(1.0, 0.5, 0.4),
+            depends_on_model_nonzero=True,
+        ),
+        SanityCurve(
+            method=control,
+            correlation=(1.0, 1.0, 1.0),
+            depends_on_model=False,
+            seconds_per_image=0.01,
+            correlation_nonzero=(1.0, 1.0, 1.0),
+            depends_on_model_nonzero=False,
+        ),
+    )
+    stages = ("original", "head", "stem")
+    black = af.sanity_figure(
+        SanityReport(stages=stages, curves=curves, threshold=0.7, black_share=0.3)
+    )
+    names = [t.name for t in black.data]
+    assert names == [
+        "Integrated Gradients ⚠ ignores the model",
+        "Integrated Gradients · non-black pixels",
+        control,  # the control's score needs no second line
+    ]
+    assert list(black.data[1].y) == [1.0, 0.5, 0.4] and black.data[1].line.dash == "longdash"
+    assert black.data[1].line.color == black.data[0].line.color
+    none = af.sanity_figure(SanityReport(stages=stages, curves=curves, threshold=0.7))
+    assert len(none.data) == 2
+
+
+def test_sanity_check_on_digits_explains_what_black_pixels_do():
+    mgr = services.job_manager()
+    data = services.dataset(DataRequest(name="digits"))
+    spec = PRESETS["resnet8_narrow"].spec(input_shape=(1, 8, 8), num_classes=10)
+    arms = [Arm("ResNet-8", spec)]
+    config = TrainConfig(steps=30, batch_size=64, device="cpu", precision="fp32")
+    job = mgr.submit(OWNER, "digits", arms, data, config)
+    assert mgr.wait(job, timeout=60) == "finished"
+    try:
+        at = page("explain")
+        at.run()
+        at.selectbox(key="ex_run").set_value(job).run()
+        at.multiselect(key="ex_san_methods").set_value(["integrated_gradients"])
+        at.slider(key="ex_san_n").set_value(2)
+        at.button(key="ex_san_go").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        note = next(c.value for c in at.caption if "exactly black" in c.value)
+        assert "multiply by the input" in note and "Adebayo et al. (2018)" in note
+        chart = next(c for c in at.get("plotly_chart") if "Sanity check" in c.proto.spec)
+        assert "non-black pixels" in chart.proto.spec
+    finally:
+        mgr.delete(job, OWNER)

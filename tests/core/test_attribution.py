@@ -19,9 +19,14 @@ from core.attribution import (
     Cancelled,
     attribute,
     baseline_images,
+    feature_map_blocks,
+    freeze,
     frozen_copy,
     is_frozen,
+    shared_feature_map_blocks,
+    unwrap,
 )
+from core.errors import ExplainedError
 from core.model import build
 from core.presets import PRESETS
 from core.spec import BasicSpec, ConvSpec, NetSpec, StemSpec
@@ -251,6 +256,24 @@ def test_gradcam_refuses_blocks_without_feature_maps(nets, block, words):
         attribute(nets["every kind"], x, AttributionRequest(method="gradcam", gradcam_block=block))
 
 
+def test_gradcam_reads_its_blocks_from_the_spec_on_a_torchvision_layout_preset():
+    """ResNet-50 in torchvision's layout (a pooling stem, bottleneck blocks): the blocks
+    with feature maps are the conv, basic and bottleneck ones, and the default is the last."""
+    spec = PRESETS["resnet50_imagenet"].spec(input_shape=(3, 64, 64), num_classes=4)
+    net = frozen_copy(build(spec, seed=0), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    kinds = [b.kind for b in spec.blocks]
+    expected = [i for i, k in enumerate(kinds) if k in ("conv", "basic", "bottleneck")]
+    assert feature_map_blocks(spec) == expected and expected[-1] == len(kinds) - 1
+    assert shared_feature_map_blocks([spec, tiny_spec()]) == [0, 1, 2]
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    result = attribute(net, x, AttributionRequest(method="gradcam"))
+    assert result.gradcam_block == expected[-1]
+    cam = LayerGradCam(net, net.net.blocks[expected[-1]]).attribute(
+        x, target=result.targets, relu_attributions=True
+    )
+    torch.testing.assert_close(result.raw, cam)
+
+
 # --- a model whose answer is known -----------------------------------------------------
 
 
@@ -310,6 +333,17 @@ def test_frozen_copy_leaves_the_training_model_alone():
     assert torch.equal(net.head.fc.weight, before["head.fc.weight"])  # a copy, not a view
     with pytest.raises(AttributionError, match=r"pass frozen_copy\(model\) instead"):
         attribute(net, x, AttributionRequest())
+
+
+def test_freeze_freezes_a_private_copy_in_place_without_copying_again():
+    """The page's networks come from the job manager as copies already: freezing them
+    must not copy the weights a second time."""
+    net = build(tiny_spec(), seed=0).train()
+    net(torch.rand(2, 3, SIDE, SIDE)).sum().backward()
+    pixels = freeze(net, mean=(0.5, 0.5, 0.5), std=(0.2, 0.2, 0.2))
+    assert unwrap(pixels) is net and is_frozen(pixels) and is_frozen(net)
+    assert all(p.grad is None for p in net.parameters())
+    assert freeze(net) is net
 
 
 # --- batching, progress, cancel, reproducibility ----------------------------------------
@@ -377,20 +411,37 @@ def test_noise_is_reproducible_and_leaves_the_global_generator_alone():
     "settings, words",
     [
         ({"method": "lime"}, "method 'lime' is not available; choose one of: saliency, "),
-        ({"n_steps": 0}, "n_steps .* from 1 to 1000, got 0; 50 is a good start"),
+        ({"n_steps": 0}, "n_steps .* from 1 to 1,000, got 0; 50 is a good start"),
         ({"method": "occlusion", "smoothgrad_samples": 5}, "set smoothgrad_samples to 0"),
         ({"method": "gradient_shap", "smoothgrad_samples": 5}, "already averages"),
         ({"method": "gradient_shap", "gradshap_samples": 100}, "at most internal_batch_size"),
         ({"occlusion_window": 4, "occlusion_stride": 5}, "every pixel gets covered"),
         ({"noise_level": 0}, "noise_level .* above 0"),
-        ({"target": "class"}, "target_class is the class to explain"),
+        ({"target": "class"}, r"target_class \(the class to explain\) must be a whole"),
         ({"target": "mine"}, "choose one of: predicted, true, class"),
     ],
 )
 def test_bad_requests_say_what_to_change(settings, words):
     with pytest.raises(AttributionError, match=words):
         AttributionRequest(**settings)
-    assert issubclass(AttributionError, ValueError)
+    assert issubclass(AttributionError, ExplainedError) and issubclass(AttributionError, ValueError)
+
+
+def test_a_refused_setting_reads_as_one_sentence_with_its_meaning_and_a_fix():
+    with pytest.raises(AttributionError) as caught:
+        AttributionRequest(n_steps=0)
+    assert str(caught.value) == (
+        "n_steps (the number of steps on the path) must be a whole number from 1 to 1,000, "
+        "got 0; 50 is a good start"
+    )
+    assert caught.value.fix == "50 is a good start"
+    with pytest.raises(AttributionError) as caught:
+        AttributionRequest(noise_level=0)
+    assert str(caught.value).endswith("above 0 and at most 1, got 0; 0.15 is the usual choice")
+    with pytest.raises(AttributionError, match=r"from 0 to 1, got 1\.5; 0\.15 is the usual"):
+        AttributionRequest(noise_level=1.5)
+    with pytest.raises(AttributionError, match="got True"):
+        AttributionRequest(noise_level=True)
 
 
 def test_bad_inputs_say_what_to_change():

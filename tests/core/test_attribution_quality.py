@@ -1,17 +1,27 @@
 """Localisation scores and the sanity check against answers known in advance: hand-made
 maps, scipy's Spearman, models that read one quadrant, and Adebayo et al.'s controls."""
 
+import copy
+import functools
 import threading
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from core.attribution import AttributionError, AttributionRequest, Cancelled, frozen_copy
+from core.attribution import (
+    AttributionError,
+    AttributionRequest,
+    Cancelled,
+    attribute,
+    frozen_copy,
+)
 from core.attribution_quality import (
     INDEPENDENCE_THRESHOLD,
     compare_localisation,
     edge_detector,
+    nonzero_pixels,
     pointing_game,
     randomisation_stages,
     randomise_,
@@ -20,7 +30,9 @@ from core.attribution_quality import (
     share_inside,
     spearman,
 )
+from core.data import DataRequest, load
 from core.model import build
+from core.presets import PRESETS
 from tests.core.test_attribution import (
     BOTTOM_RIGHT,
     TOP_LEFT,
@@ -234,3 +246,93 @@ def test_a_normalising_copy_randomises_the_network_behind_it():
     pixels = frozen_copy(net, mean=(0.5, 0.5, 0.5), std=(0.2, 0.2, 0.2))
     names = [name for name, _ in randomisation_stages(pixels)]
     assert names == ["head", "block 2", "block 1", "block 0", "stem"]
+
+
+# --- the sanity check on images with black pixels (issue 10) ----------------------------
+
+
+def _average_ranks(v: torch.Tensor) -> torch.Tensor:
+    """Ranks 1..P, ties sharing their mean: counted pairwise, independent of `spearman`."""
+    less = (v[None, :] < v[:, None]).sum(1).double()
+    same = (v[None, :] == v[:, None]).sum(1).double()
+    return less + (same + 1) / 2
+
+
+def _spearman_on(a: torch.Tensor, b: torch.Tensor) -> float:
+    ra, rb = _average_ranks(a.double()), _average_ranks(b.double())
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    return ((ra * rb).sum() / (ra.norm() * rb.norm())).item()
+
+
+def test_spearman_over_kept_pixels_matches_a_pairwise_count():
+    g = torch.Generator().manual_seed(4)
+    a = torch.randint(0, 5, (3, 6, 6), generator=g).float()
+    b = a + torch.rand(3, 6, 6, generator=g)
+    keep = torch.rand(3, 6, 6, generator=g) > 0.4
+    keep[2] = False
+    keep[2, 0, :1] = True  # one pixel: no ranking
+    ours = spearman(a, b, keep)
+    for i in range(2):
+        assert ours[i].item() == pytest.approx(_spearman_on(a[i][keep[i]], b[i][keep[i]]))
+    assert ours[2].isnan()
+    torch.testing.assert_close(spearman(a, b, torch.ones_like(keep)), spearman(a, b))
+
+
+def test_black_pixels_are_those_black_in_every_channel():
+    x = torch.zeros(1, 3, 2, 2)
+    x[0, 1, 0, 0] = 0.5  # green only: not black
+    assert nonzero_pixels(x).tolist() == [[[True, False], [False, False]]]
+
+
+def test_images_without_black_pixels_score_the_same_both_ways(sanity):
+    _, _, report, _ = sanity
+    assert report.black_share == 0.0
+    for curve in report.curves:
+        assert curve.correlation_nonzero == curve.correlation
+        assert curve.depends_on_model_nonzero == curve.depends_on_model
+
+
+@functools.cache
+def _digits_net():
+    """A ResNet-8 trained briefly on the 8x8 digits, behind its normalisation."""
+    data = load(DataRequest(name="digits"))
+    spec = PRESETS["resnet8_narrow"].spec(input_shape=data.input_shape, num_classes=10)
+    net = build(spec, seed=0)
+    mean, std = torch.tensor(data.mean).view(1, -1, 1, 1), torch.tensor(data.std).view(1, -1, 1, 1)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    order = torch.Generator().manual_seed(0)
+    for _ in range(80):
+        idx = torch.randint(0, len(data.x_train), (64,), generator=order)
+        loss = F.cross_entropy(net((data.x_train[idx] - mean) / std), data.y_train[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return frozen_copy(net, mean=data.mean, std=data.std), data, loss.item()
+
+
+def test_on_digits_integrated_gradients_keeps_its_black_pixels_not_the_model():
+    """Issue 10: IG from a black baseline is 0 on black pixels whatever the weights, which
+    holds its rank correlation up over the whole image; over the non-black pixels it falls.
+    The reported scores are recomputed here from the maps, with a pairwise rank count."""
+    model, data, loss = _digits_net()
+    assert loss < 0.5, "the net did not learn the digits; the test would prove nothing"
+    x = data.x_val[:4]
+    keep = (x != 0).any(1)
+    assert 0.2 < 1 - keep.float().mean() < 0.8  # digits: a good share of black pixels
+    request = AttributionRequest(method="integrated_gradients", n_steps=32)
+    report = sanity_check(model, x, [request], controls={})
+    (curve,) = report.curves
+    assert report.black_share == pytest.approx(1 - keep.float().mean().item())
+    assert curve.correlation_nonzero[-1] < curve.correlation[-1] - 0.2
+
+    original = attribute(model, x, request)
+    work = copy.deepcopy(model)
+    gen = torch.Generator().manual_seed(0)  # sanity_check's default seed, the same stages
+    for _, module in randomisation_stages(work):
+        randomise_(module, gen)
+    random = attribute(work, x, request, targets=original.targets)
+    a, b = original.maps.abs(), random.maps.abs()
+    full = sum(_spearman_on(a[i].flatten(), b[i].flatten()) for i in range(4)) / 4
+    masked = sum(_spearman_on(a[i][keep[i]], b[i][keep[i]]) for i in range(4)) / 4
+    assert curve.correlation[-1] == pytest.approx(full, abs=1e-6)
+    assert curve.correlation_nonzero[-1] == pytest.approx(masked, abs=1e-6)
