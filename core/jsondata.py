@@ -46,31 +46,30 @@ def load(
     digits. Raises `error` (with `context`) for anything else."""
 
     def refuse(problem: str, fix: str | None = None):
-        return error(problem, fix=fix, **context)
+        return error(problem, where="the file", fix=fix, **context)
 
     if len(text) > max_chars:
         unit = "bytes" if isinstance(text, bytes) else "characters"
         raise refuse(
-            f"the file is {len(text):,} {unit} long; the limit is {max_chars:,}",
+            f"it is {len(text):,} {unit} long; the limit is {max_chars:,}",
             "is it the right file?",
         )
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise refuse("the file is not UTF-8 text", "save it as UTF-8 JSON") from None
+            raise refuse("it is not UTF-8 text", "save it as UTF-8 JSON") from None
     depth = nesting_depth(text)
     if depth > max_depth:
         raise refuse(
-            f"the file nests brackets {depth:,} deep; the limit is {max_depth}",
+            f"brackets nest {depth:,} deep; the limit is {max_depth}",
             "is it the right file?",
         )
 
     def whole(digits: str) -> int:
         if len(digits.lstrip("-")) > MAX_DIGITS:
             raise refuse(
-                f"a number in the file has {len(digits.lstrip('-')):,} digits; "
-                f"the limit is {MAX_DIGITS}",
+                f"a number has {len(digits.lstrip('-')):,} digits; the limit is {MAX_DIGITS}",
                 "is it the right file?",
             )
         return int(digits)
@@ -78,11 +77,9 @@ def load(
     try:
         return json.loads(text, parse_int=whole)
     except json.JSONDecodeError as e:
-        raise refuse(
-            f"the file is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})"
-        ) from None
+        raise refuse(f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
     except RecursionError:  # not reached after the depth check; kept as a last guard
-        raise refuse("the file nests brackets too deep", "is it the right file?") from None
+        raise refuse("brackets nest too deep", "is it the right file?") from None
 
 
 # --- JSON objects -> dataclasses -----------------------------------------------------------

@@ -137,22 +137,22 @@ def _check_costs(plan: Plan, limits: SpecLimits) -> None:
     """The caps on the whole network: parameters, work and memory per image."""
     if plan.params > limits.max_params:
         raise SpecError(
-            f"the network has {plan.params:,} parameters; the limit is "
+            f"it has {plan.params:,} parameters; the limit is "
             f"{limits.max_params:,}. A dense layer right after flattening a large image is "
             "the usual cause: add pooling before the flatten, or use fewer features"
         )
     if plan.macs > limits.max_macs:
         raise SpecError(
-            f"the network needs {_sci(plan.macs)} mult-adds per image, "
-            f"{_times(plan.macs / limits.max_macs)} the limit of {_sci(limits.max_macs)}",
+            f"it needs {_sci(plan.macs)} mult-adds per image, "
+            f"{_how_far(plan.macs, limits.max_macs)} the limit of {_sci(limits.max_macs)}",
             fix="use fewer or narrower blocks, downsample earlier, or use smaller images",
         )
     image = plan.activations * BYTES_PER_VALUE
     if image > limits.max_image_activation_bytes:
         cap = limits.max_image_activation_bytes
         raise SpecError(
-            f"training on one image keeps {_gib(image)} of activations, "
-            f"{_times(image / cap)} the limit of {_gib(cap)}",
+            f"training on one image keeps {_size(image)} of activations, "
+            f"{_how_far(image, cap)} the limit of {_size(cap)}",
             fix="use narrower blocks, downsample earlier (stride 2 or pooling), or use "
             "smaller images",
         )
@@ -181,13 +181,18 @@ def check_memory(
     if activations > cap:
         fits = cap // per_image
         _refuse_batch(
-            batch_size, f"keeps {_gib(activations)} of activations", activations, cap, "limit", fits
+            batch_size,
+            f"keeps {_size(activations)} of activations",
+            activations,
+            cap,
+            "limit",
+            fits,
         )
     needed = activations + state
     if available_bytes is not None and needed > available_bytes:
         _refuse_batch(
             batch_size,
-            f"needs {_gib(needed)} (activations, weights, gradients and optimizer state)",
+            f"needs {_size(needed)} (activations, weights, gradients and optimizer state)",
             needed,
             available_bytes,
             "memory free on the device",
@@ -203,7 +208,7 @@ def _refuse_batch(batch: int, need: str, got: int, cap: int, what: str, fits: in
         else "even one image does not fit: use a smaller network or smaller images"
     )
     raise SpecError(
-        f"training with batch size {batch:,} {need}, {_times(got / cap)} the {_gib(cap)} {what}",
+        f"training with batch size {batch:,} {need}, {_how_far(got, cap)} the {_size(cap)} {what}",
         fix=fix,
     )
 
@@ -213,12 +218,16 @@ def _sci(n: float) -> str:
     return f"{n:.2g}".replace("e+", "e")
 
 
-def _times(ratio: float) -> str:
-    return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
+def _how_far(got: float, cap: float) -> str:
+    """'160x', '1.9x' or '3% over': how far `got` is past `cap`, read before 'the limit'."""
+    ratio = got / cap
+    if ratio >= 10:
+        return f"{ratio:,.0f}x"
+    return f"{ratio:.1f}x" if ratio >= 1.1 else f"{(ratio - 1) * 100:.2g}% over"
 
 
-def _gib(n: int) -> str:
-    return f"{n / 1024**3:,.1f} GiB"
+def _size(n: int) -> str:
+    return f"{n / 1024**3:,.1f} GiB" if n >= 1024**3 else f"{n / 1024**2:,.0f} MiB"
 
 
 def describe_skip(layer: Layer) -> str:

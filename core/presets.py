@@ -209,10 +209,3 @@ def _presets() -> dict[str, Preset]:
 
 
 PRESETS: dict[str, Preset] = _presets()
-
-
-def get_preset(key: str) -> Preset:
-    try:
-        return PRESETS[key]
-    except KeyError:
-        raise KeyError(f"no preset named {key!r}; choose one of: {', '.join(PRESETS)}") from None

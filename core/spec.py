@@ -353,7 +353,7 @@ def check_block_count(count: int, limits: SpecLimits = SPEC_LIMITS) -> None:
     """Refuse more than `limits.max_blocks` blocks (the parser checks before parsing any)."""
     if count > limits.max_blocks:
         raise SpecError(
-            f"the network has {count:,} blocks; the limit is {limits.max_blocks}",
+            f"it has {count:,} blocks; the limit is {limits.max_blocks}",
             fix="remove blocks, or use bottleneck blocks to go deep with fewer of them",
         )
 

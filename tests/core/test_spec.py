@@ -185,7 +185,7 @@ LIM = SPEC_LIMITS
         (
             _net(*[ConvSpec(out_channels=4) for _ in range(LIM.max_blocks + 1)]),
             None,
-            f"the network has {LIM.max_blocks + 1} blocks; the limit is {LIM.max_blocks}",
+            f"the network: it has {LIM.max_blocks + 1} blocks; the limit is {LIM.max_blocks}",
         ),
         (_net(shape=(3, 1024, 64)), None, "the input is 1024x64 pixels; the limit is 512x512"),
         (_net(shape=(7, 32, 32)), None, "the input has 7 channels; the limit is 4"),
