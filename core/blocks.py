@@ -9,6 +9,7 @@ plain flag read on every forward: toggling it changes no weight, buffer or optim
 from __future__ import annotations
 
 import inspect
+import textwrap
 
 import torch
 import torch.nn.functional as F
@@ -317,7 +318,7 @@ class Head(nn.Module):
 
 def residual_forward_source(block: type[ResidualBlock] = BasicBlock) -> str:
     """The real source of `block.forward`, dedented: what the Build page shows."""
-    return inspect.cleandoc(inspect.getsource(block.forward))
+    return textwrap.dedent(inspect.getsource(block.forward)).rstrip()
 
 
 def plain_forward_source(block: type[ResidualBlock] = BasicBlock) -> str:

@@ -200,7 +200,8 @@ with st.expander("Show the code: a plain block and a residual block"):
     st.caption(
         "The one line that differs adds the block's input (through the shortcut: identity, "
         "zero-padding, or a 1x1 projection when the shape changes) to the output of the two "
-        "convolutions. With the skip off, the residual block computes exactly the plain one."
+        "convolutions; the `if` above it is the live switch. With the skip off, the residual "
+        "block computes exactly the plain one."
     )
 
 with st.expander("Save or load the network as JSON"):
