@@ -185,8 +185,10 @@ class Site:
             out["zero_init_last_bn"] = d.zero_init_last_bn if zi is None else zi
         return out
 
-    def layer(self, block: BlockSpec, **fields) -> Layer:
-        i = self.index
+    def layer(self, spec: BlockSpec | HeadSpec, name: str | None = None, **fields) -> Layer:
+        """The layer planned here: block i is named 'blocks.i'; the stem and head by name."""
+        name = name or f"blocks.{self.index}"
+        kind = getattr(spec, "kind", "") or name
         return Layer(
-            name=f"blocks.{i}", kind=block.kind, index=i, spec=block, in_shape=self.shape, **fields
+            name=name, kind=kind, index=self.index, spec=spec, in_shape=self.shape, **fields
         )

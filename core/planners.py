@@ -209,17 +209,7 @@ def plan_stem(stem: StemSpec, at: Site) -> Layer:
     if stem.pool:  # ImageNet stem: 3x3 max pool, stride 2, padding 1
         oh, ow = at.shrink(3, 2, 1, "max pool", (cout, oh, ow))
         acts += cout * oh * ow
-    cost = as_costs((params, macs, acts))
-    return Layer(
-        name="stem",
-        kind="stem",
-        index=None,
-        spec=stem,
-        in_shape=at.shape,
-        out_shape=(cout, oh, ow),
-        **cost,
-        **s,
-    )
+    return at.layer(stem, "stem", out_shape=(cout, oh, ow), **as_costs((params, macs, acts)), **s)
 
 
 def plan_head(head: HeadSpec, at: Site, classes: int) -> Layer:
@@ -229,13 +219,5 @@ def plan_head(head: HeadSpec, at: Site, classes: int) -> Layer:
     acts = features if len(at.shape) == 3 else 0  # the global pool's output
     acts += features if head.dropout > 0 else 0
     params, macs, fc_acts = linear_cost(features, classes, bn=False, act=False)
-    return Layer(
-        name="head",
-        kind="head",
-        index=None,
-        spec=head,
-        in_shape=at.shape,
-        out_shape=(classes,),
-        init=at.defaults.init,
-        **as_costs((params, macs, acts + fc_acts)),
-    )
+    cost = as_costs((params, macs, acts + fc_acts))
+    return at.layer(head, "head", out_shape=(classes,), init=at.defaults.init, **cost)

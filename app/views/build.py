@@ -69,7 +69,7 @@ try:
 except ExplainedError as e:  # a SpecError, or any other readable refusal
     info, error = None, e
 if error is not None:
-    st.error(f"This network cannot be built yet. {plain(error)}", icon=":material/error:")
+    st.error(f"This network cannot be built yet. {error}", icon=":material/error:")
 
 if info is not None:
     totals = info.totals
@@ -124,7 +124,7 @@ with right:
         block = spec.blocks[chosen]
         st.markdown(f"**Block {chosen}: {block.kind}** — {type(block).__doc__.splitlines()[0]}")
         if bad == chosen:
-            st.error(plain(error.advice), icon=":material/error:")
+            st.error(error.advice, icon=":material/error:")
         values = {}
         v = _version()
         for name, widget, value in editing.field_kinds(block):
@@ -217,7 +217,7 @@ with st.expander("Save or load the network as JSON"):
             loaded = NetSpec.from_json(upload.getvalue())
             loaded.validate()
         except ExplainedError as e:
-            st.error(f"Could not load {plain(upload.name)}: {plain(e)}", icon=":material/error:")
+            st.error(f"Could not load {plain(upload.name)}: {e}", icon=":material/error:")
         else:
             if loaded != spec:
                 _commit(loaded)
