@@ -9,8 +9,8 @@ from itertools import pairwise
 import plotly.graph_objects as go
 
 from app.figures import FONT_SIZE, GREY, TICK_SIZE, style
-from core.plan import PROJECTION, ZERO_PAD, Layer, Plan, describe_skip
-from core.spec import format_shape
+from core.plan import Layer, Plan, describe_skip
+from core.spec import PROJECTION, ZERO_PAD, format_shape
 
 # Layout units: one row per layer (pitch 1), boxes 2.4 wide, columns 4.2 apart, top to
 # bottom, wrapping into balanced columns. A skip arc leaves the main line just above its
@@ -46,7 +46,7 @@ def _hover(layer: Layer) -> str:
     ]
     if layer.activation or layer.batch_norm:
         rows.append(f"activation {layer.activation or 'none'} · batch norm {layer.batch_norm}")
-    if layer.skip is not None:
+    if layer.residual:
         rows.append(f"skip: {describe_skip(layer)}")
     return "<br>".join(rows)
 
@@ -116,17 +116,17 @@ def network_diagram(plan: Plan, *, max_rows: int = 20) -> go.Figure:
     for layer, (x, y) in zip(layers, centres, strict=True):
         shapes.append(_box(layer, x, y))
         notes.append(_box_note(layer, x, y))
-        if layer.skip is not None:
+        if layer.residual:
             shapes.append(_skip_arc(layer, x, y))
             if layer.shortcut in SHORTCUT_LABELS:
                 notes.append(_shortcut_note(layer, x, y))
     fig.update_layout(shapes=shapes, annotations=notes)  # at once: add_shape is quadratic
     _add_hover_points(fig, layers, centres)
-    _add_arc_legend(fig, any(layer.skip is not None for layer in plan.blocks))
+    _add_arc_legend(fig, any(layer.residual for layer in plan.blocks))
     cols = centres[-1][0] / _COL_W + 1
     fig.update_xaxes(visible=False, range=[-_BOX_W - 0.2, _COL_W * (cols - 1) + _COL_W / 2 + 0.1])
     fig.update_yaxes(visible=False, range=[-(rows - 1) - 0.9, 1.3])
-    residual = sum(layer.skip is not None for layer in plan.blocks)
+    residual = sum(layer.residual for layer in plan.blocks)
     on = sum(bool(layer.skip) for layer in plan.blocks)
     facts = f"{format_count(plan.params)} parameters · {len(plan.blocks)} blocks"
     if residual:

@@ -1,18 +1,21 @@
 """The building blocks, written so that `forward` reads like the paper's figure.
 
 Captum-safe by construction: one activation module per use, no in-place ops, and the
-residual add out of place (`out = out + identity`), so DeepLift, Integrated Gradients,
-saliency and GradCAM all work on every block. A residual block's `skip` is a plain flag
-read on every forward: toggling it changes no weight, buffer or optimizer state.
+residual add out of place (`out = out + self.shortcut(x)`), so DeepLift, Integrated
+Gradients, saliency and GradCAM all work on every block. A `ResidualBlock`'s `skip` is a
+plain flag read on every forward: toggling it changes no weight, buffer or optimizer state.
 """
 
 from __future__ import annotations
+
+import inspect
+import textwrap
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.plan import IDENTITY, NO_SHORTCUT, PROJECTION, ZERO_PAD
+from core.spec import IDENTITY, NO_SHORTCUT, PROJECTION, ZERO_PAD
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
 
@@ -100,15 +103,20 @@ def make_shortcut(kind: str, cin: int, cout: int, stride: int, bn: bool) -> nn.M
     return None
 
 
-class SkipUnavailableError(ValueError):
-    """A skip was switched on in a block that changes shape and has no shortcut."""
+class ResidualBlock(nn.Module):
+    """A block with a skip connection, switched live by its `skip` flag.
 
-
-class _SkipMixin:
-    """The live `skip` flag. Off: the block computes exactly its plain twin."""
+    Off, the block computes exactly its plain twin. Subclasses set `self.shortcut` (None
+    when the block changes shape and was built with its skip off and no shortcut, so the
+    skip cannot be switched on: check `has_shortcut` first) and then `self.skip`.
+    """
 
     shortcut: nn.Module | None
     _skip: bool
+
+    @property
+    def has_shortcut(self) -> bool:
+        return self.shortcut is not None
 
     @property
     def skip(self) -> bool:
@@ -116,11 +124,8 @@ class _SkipMixin:
 
     @skip.setter
     def skip(self, on: bool) -> None:
-        if on and self.shortcut is None:
-            raise SkipUnavailableError(
-                "this block changes shape and was built without a shortcut; set its "
-                "shortcut to 'projection' or 'zero-pad' in the builder, then rebuild"
-            )
+        if on and not self.has_shortcut:  # a bug in the caller: Net.set_skip checks first
+            raise ValueError("a block built without a shortcut cannot switch its skip on")
         self._skip = bool(on)
 
 
@@ -166,7 +171,7 @@ class DenseBlock(nn.Module):
         return self.act(self.bn(self.fc(x)))
 
 
-class BasicBlock(_SkipMixin, nn.Module):
+class BasicBlock(ResidualBlock):
     """Two 3x3 convs with a skip around them (He et al. 2015, Fig. 2).
 
     The stride sits on the first conv; with the skip off this is exactly the plain block.
@@ -191,14 +196,18 @@ class BasicBlock(_SkipMixin, nn.Module):
             nn.init.zeros_(self.bn2.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.act1(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        out = self.conv1(x)  # (B, C_in, H, W) -> (B, C_out, H/s, W/s)
+        out = self.bn1(out)
+        out = self.act1(out)
+        out = self.conv2(out)
+        out = self.bn2(out)
         if self.skip:
             out = out + self.shortcut(x)  # the one line that makes the block residual
-        return self.act2(out)
+        out = self.act2(out)
+        return out
 
 
-class BottleneckBlock(_SkipMixin, nn.Module):
+class BottleneckBlock(ResidualBlock):
     """1x1 reduce -> 3x3 -> 1x1 expand, with a skip (He et al. 2015, Fig. 5).
 
     The stride sits on the 3x3 conv, as in torchvision's "ResNet V1.5", which is what
@@ -234,15 +243,21 @@ class BottleneckBlock(_SkipMixin, nn.Module):
             nn.init.zeros_(self.bn3.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.act1(self.bn1(self.conv1(x)))
-        out = self.act2(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
+        out = self.conv1(x)  # (B, C_in, H, W) -> (B, width, H, W)
+        out = self.bn1(out)
+        out = self.act1(out)
+        out = self.conv2(out)  # (B, width, H, W) -> (B, width, H/s, W/s)
+        out = self.bn2(out)
+        out = self.act2(out)
+        out = self.conv3(out)  # (B, width, ...) -> (B, C_out, ...)
+        out = self.bn3(out)
         if self.skip:
             out = out + self.shortcut(x)
-        return self.act3(out)
+        out = self.act3(out)
+        return out
 
 
-class DenseResidualBlock(_SkipMixin, nn.Module):
+class DenseResidualBlock(ResidualBlock):
     """Dense(width) -> Dropout -> Dense(bottleneck) -> Dense(width), then add.
 
     The classic Keras example: `x = Dropout(Dense(1024)(inp)); y = Dense(1024)(Dense(512)(x));
@@ -267,9 +282,16 @@ class DenseResidualBlock(_SkipMixin, nn.Module):
         self.skip = skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.drop(self.act1(self.bn1(self.fc1(x))))  # (B, F) -> (B, width)
-        out = self.act2(self.bn2(self.fc2(x)))  # (B, width) -> (B, bottleneck)
-        out = self.act3(self.bn3(self.fc3(out)))  # (B, bottleneck) -> (B, width)
+        x = self.fc1(x)  # (B, F) -> (B, width)
+        x = self.bn1(x)
+        x = self.act1(x)
+        x = self.drop(x)  # the skip starts here, as in the Keras example
+        out = self.fc2(x)  # (B, width) -> (B, bottleneck)
+        out = self.bn2(out)
+        out = self.act2(out)
+        out = self.fc3(out)  # (B, bottleneck) -> (B, width)
+        out = self.bn3(out)
+        out = self.act3(out)
         if self.skip:
             out = out + self.shortcut(x)
         return out
@@ -289,3 +311,25 @@ class Head(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.flatten(self.pool(x))  # (B, C, H, W) -> (B, C)
         return self.fc(self.drop(x))  # (B, C) -> (B, classes)
+
+
+# --- the code the Build page quotes ------------------------------------------------------
+
+
+def residual_forward_source(block: type[ResidualBlock] = BasicBlock) -> str:
+    """The real source of `block.forward`, dedented: what the Build page shows."""
+    return textwrap.dedent(inspect.getsource(block.forward)).rstrip()
+
+
+def plain_forward_source(block: type[ResidualBlock] = BasicBlock) -> str:
+    """The same source without the shortcut: the `if self.skip:` line and the lines it
+    guards. This is the plain block; the residual block differs by that line alone."""
+    lines, kept, guard = residual_forward_source(block).splitlines(), [], None
+    for line in lines:
+        indent = len(line) - len(line.lstrip())
+        if guard is not None and indent > guard:
+            continue  # inside `if self.skip:`
+        guard = indent if line.strip() == "if self.skip:" else None
+        if guard is None:
+            kept.append(line)
+    return "\n".join(kept)

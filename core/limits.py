@@ -23,6 +23,21 @@ class SpecLimits:
     max_classes: int = 1000  # ImageNet
     max_kernel: int = 11  # AlexNet's first layer
     max_params: int = 150_000_000  # about 600 MB of float32 weights
+    # Work per image, forward: ResNet-50 at 224x224 needs 4.1e9 mult-adds, at 512x512
+    # 2.1e10; 1e11 is 25x ResNet-50, about a second per image and step on a laptop CPU.
+    max_macs: int = 100_000_000_000
+    # Activations autograd keeps for one image, float32: ResNet-50 at 224x224 keeps 0.12
+    # GiB, at 512x512 0.6 GiB; above 1 GiB a batch of 16 would not fit on a 16 GB GPU.
+    max_image_activation_bytes: int = 1024**3
+    # Activations of one training batch, checked at submit with the chosen batch size
+    # (`core.plan.check_memory`): a fifth of an 80 GB GPU, so a class can share it.
+    max_batch_activation_bytes: int = 16 * 1024**3
+    max_name_chars: int = 100  # a network's name is a title on one line
+    # The JSON text, checked before parsing: a 500-block spec is about 130 kB.
+    max_spec_chars: int = 1_000_000
+    # Brackets inside brackets, counted before parsing: a spec nests 3 deep (network,
+    # blocks, block); Python's parser fails with RecursionError near 1,000.
+    max_depth: int = 32
 
 
 SPEC_LIMITS = SpecLimits()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,13 +24,13 @@ from core.blocks import (
     DenseResidualBlock,
     Dropout,
     Head,
-    SkipUnavailableError,
     Stem,
-    _SkipMixin,
 )
 from core.plan import Layer, Plan, describe_skip
 from core.spec import (
+    BLOCK_KINDS,
     BasicSpec,
+    BlockSpec,
     BottleneckSpec,
     ConvSpec,
     DenseResidualSpec,
@@ -51,15 +53,9 @@ class Net(nn.Module):
     def __init__(self, plan: Plan):
         super().__init__()
         self.spec = plan.spec
-        self.stem = _build_stem(plan) if plan.stem else nn.Identity()
-        self.blocks = nn.Sequential(*(_build_block(plan, i) for i in range(len(plan.blocks))))
-        h = plan.head
-        self.head = Head(
-            h.in_shape[0],
-            plan.spec.num_classes,
-            plan.spec.head.pool if len(h.in_shape) == 3 else None,
-            plan.spec.head.dropout,
-        )
+        self.stem = _build_stem(plan.stem) if plan.stem else nn.Identity()
+        self.blocks = nn.Sequential(*(_build_block(layer) for layer in plan.blocks))
+        self.head = _build_head(plan.head)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.stem(x))
@@ -71,7 +67,8 @@ class Net(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     def residual_indices(self) -> list[int]:
-        return [i for i, b in enumerate(self.blocks) if isinstance(b, _SkipMixin)]
+        """The blocks with a skip connection, as their specs say (`BlockSpec.residual`)."""
+        return [i for i, b in enumerate(self.spec.blocks) if b.residual]
 
     def skips(self) -> dict[int, bool]:
         """{block index: skip on?} for every residual block, as it is right now."""
@@ -85,20 +82,22 @@ class Net(nn.Module):
         Raises:
             SpecError: the block is not residual, or has no shortcut for its shape change.
         """
-        indices = self.residual_indices() if block is None else [block]
-        for i in indices:
-            if not 0 <= i < len(self.blocks) or not isinstance(self.blocks[i], _SkipMixin):
-                raise SpecError(
-                    "has no skip connection to switch; only basic, bottleneck and dense "
-                    "residual blocks have one",
-                    block=i,
-                )
+        residual = self.residual_indices()
+        indices = residual if block is None else [block]
         for i in indices:  # check all before changing any, so a failure changes nothing
-            if on and self.blocks[i].shortcut is None:
-                try:
-                    self.blocks[i].skip = True
-                except SkipUnavailableError as e:
-                    raise SpecError(str(e), block=i) from None
+            if i not in residual:
+                *most, last = [k for k, cls in BLOCK_KINDS.items() if cls.residual]
+                kinds = f"{', '.join(most)} and {last}"
+                raise SpecError(
+                    f"has no skip connection to switch; only {kinds} blocks have one", block=i
+                )
+            if on and not self.blocks[i].has_shortcut:
+                raise SpecError(
+                    "this block changes shape and was built without a shortcut",
+                    block=i,
+                    fix="set its shortcut to 'projection' or 'zero-pad' in the builder, then "
+                    "rebuild",
+                )
         for i in indices:
             self.blocks[i].skip = on
 
@@ -110,45 +109,66 @@ class Net(nn.Module):
         return dataclasses.replace(self.spec, blocks=tuple(blocks))
 
 
-def _build_stem(plan: Plan) -> nn.Module:
-    s, layer = plan.spec.stem, plan.stem
-    return Stem(
-        layer.in_shape[0],
-        s.out_channels,
-        s.kernel_size,
-        s.stride,
-        layer.batch_norm,
-        layer.activation,
-        s.pool,
-    )
-
-
-def _build_block(plan: Plan, i: int) -> nn.Module:
-    spec, layer = plan.spec.blocks[i], plan.blocks[i]
+def _build_stem(layer: Layer) -> nn.Module:
+    s = layer.spec
     cin, bn, act = layer.in_shape[0], layer.batch_norm, layer.activation
-    if isinstance(spec, ConvSpec):
-        return ConvBlock(cin, spec.out_channels, spec.kernel_size, spec.stride, bn, act)
-    if isinstance(spec, PoolSpec):
-        stride = spec.kernel_size if spec.stride is None else spec.stride
-        pool = nn.MaxPool2d if spec.mode == "max" else nn.AvgPool2d
-        return pool(spec.kernel_size, stride=stride, padding=spec.padding)
-    if isinstance(spec, DropoutSpec):
-        return Dropout(spec.p)
-    if isinstance(spec, FlattenSpec):
-        return nn.Flatten()
-    if isinstance(spec, DenseSpec):
-        return DenseBlock(cin, spec.out_features, bn, act)
-    if isinstance(spec, DenseResidualSpec):
-        return DenseResidualBlock(
-            cin, spec.width, spec.bottleneck, spec.dropout, bn, act, spec.skip
-        )
-    if isinstance(spec, BasicSpec):
-        return BasicBlock(cin, spec.out_channels, spec.stride, bn, act, layer.shortcut, spec.skip)
-    if isinstance(spec, BottleneckSpec):
-        return BottleneckBlock(
-            cin, spec.width, layer.out_shape[0], spec.stride, bn, act, layer.shortcut, spec.skip
-        )
-    raise SpecError(f"unknown kind of block {spec.kind!r}", block=i)
+    return Stem(cin, s.out_channels, s.kernel_size, s.stride, bn, act, s.pool)
+
+
+def _build_head(layer: Layer) -> nn.Module:
+    features, image = layer.in_shape[0], len(layer.in_shape) == 3
+    head = layer.spec
+    return Head(features, layer.out_shape[0], head.pool if image else None, head.dropout)
+
+
+# One builder per block kind: the block's spec and its planned layer (input shape, the
+# resolved settings and shortcut) in, the module out. `core.planners.PLANNERS` pairs them.
+
+
+def _conv(s: ConvSpec, at: Layer) -> nn.Module:
+    cin, bn, act = at.in_shape[0], at.batch_norm, at.activation
+    return ConvBlock(cin, s.out_channels, s.kernel_size, s.stride, bn, act)
+
+
+def _pool(s: PoolSpec, at: Layer) -> nn.Module:
+    stride = s.kernel_size if s.stride is None else s.stride
+    pool = nn.MaxPool2d if s.mode == "max" else nn.AvgPool2d
+    return pool(s.kernel_size, stride=stride, padding=s.padding)
+
+
+def _basic(s: BasicSpec, at: Layer) -> nn.Module:
+    cin, bn, act = at.in_shape[0], at.batch_norm, at.activation
+    return BasicBlock(cin, s.out_channels, s.stride, bn, act, at.shortcut, s.skip)
+
+
+def _bottleneck(s: BottleneckSpec, at: Layer) -> nn.Module:
+    cin, cout, bn, act = at.in_shape[0], at.out_shape[0], at.batch_norm, at.activation
+    return BottleneckBlock(cin, s.width, cout, s.stride, bn, act, at.shortcut, s.skip)
+
+
+def _dense(s: DenseSpec, at: Layer) -> nn.Module:
+    return DenseBlock(at.in_shape[0], s.out_features, at.batch_norm, at.activation)
+
+
+def _dense_residual(s: DenseResidualSpec, at: Layer) -> nn.Module:
+    cin, bn, act = at.in_shape[0], at.batch_norm, at.activation
+    return DenseResidualBlock(cin, s.width, s.bottleneck, s.dropout, bn, act, s.skip)
+
+
+BUILDERS: dict[type[BlockSpec], Callable[[Any, Layer], nn.Module]] = {
+    ConvSpec: _conv,
+    PoolSpec: _pool,
+    BasicSpec: _basic,
+    BottleneckSpec: _bottleneck,
+    DropoutSpec: lambda s, at: Dropout(s.p),
+    FlattenSpec: lambda s, at: nn.Flatten(),
+    DenseSpec: _dense,
+    DenseResidualSpec: _dense_residual,
+}
+
+
+def _build_block(layer: Layer) -> nn.Module:
+    return BUILDERS[type(layer.spec)](layer.spec, layer)
 
 
 # --- initialisation ----------------------------------------------------------------------
@@ -249,7 +269,7 @@ class Summary:
             "mult-adds": self.plan.macs,
             "activation MB": self._mb(self.plan.activations),
             "blocks": len(self.plan.blocks),
-            "residual blocks": sum(layer.skip is not None for layer in self.plan.blocks),
+            "residual blocks": sum(layer.residual for layer in self.plan.blocks),
             "skips on": sum(bool(layer.skip) for layer in self.plan.blocks),
         }
 

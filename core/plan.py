@@ -1,79 +1,51 @@
 """Check a NetSpec and work out, block by block, what will be built.
 
-`make_plan` infers every shape, resolves inherited settings and shortcuts, and counts
-parameters, multiply-adds and activations analytically. `core.model` builds from the
-plan and `summary` formats it, so the two can never disagree. No torch here.
+`make_plan` walks the network with one planner per block kind (`core.planners`): every
+shape inferred, inherited settings and shortcuts resolved, parameters, mult-adds and
+activations counted analytically, and the whole checked against the caps on compute and
+memory. `core.model` builds from the plan and `summary` formats it, so the two can never
+disagree. No torch here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core import checks
+from core.jsondata import show
+from core.layers import Layer, Site
 from core.limits import SPEC_LIMITS, SpecLimits
+from core.planners import plan_block, plan_head, plan_stem
 from core.spec import (
     ACTIVATIONS,
+    IDENTITY,
     INITS,
-    POOL_MODES,
-    SHORTCUTS,
-    BasicSpec,
-    BlockSpec,
-    BottleneckSpec,
-    ConvSpec,
-    DenseResidualSpec,
-    DenseSpec,
-    DropoutSpec,
-    FlattenSpec,
-    HeadSpec,
+    NO_SHORTCUT,
+    PROJECTION,
+    ZERO_PAD,
     NetSpec,
-    PoolSpec,
     Shape,
     SpecError,
-    StemSpec,
-    _Layered,
-    _Residual,
-    format_shape,
+    check_block_count,
+    use_planner,
 )
 
-# Shortcut kinds once resolved. "none": the skip is off and this block could not take
-# one without changing its shortcut setting.
-IDENTITY, ZERO_PAD, PROJECTION, NO_SHORTCUT = "identity", "zero_pad", "projection", "none"
-
+BYTES_PER_VALUE = 4  # float32; bf16 autocast keeps less, so the counts are an upper bound
+# Weights, their gradients and two optimizer moments (Adam; SGD's momentum needs one).
+STATE_COPIES = 4
 
 _SHORTCUT_WORDS = {
-    "identity": "identity",
-    "zero_pad": "zero-pad (A)",
-    "projection": "1x1 projection (B)",
+    IDENTITY: "identity",
+    ZERO_PAD: "zero-pad (A)",
+    PROJECTION: "1x1 projection (B)",
     NO_SHORTCUT: "none",
 }
 
 
-@dataclass(frozen=True, kw_only=True)
-class Layer:
-    """One block (or the stem or head) as it will be built.
-
-    `params`, `macs` and `activations` are per sample; `activations` counts the output
-    elements of every layer (conv, BN, activation, pool, linear, dropout), which is what
-    autograd keeps for the backward pass.
-    """
-
-    name: str  # module path: "stem", "blocks.3", "head"
-    kind: str
-    index: int | None
-    in_shape: Shape
-    out_shape: Shape
-    batch_norm: bool = False
-    activation: str = ""
-    init: str = ""
-    skip: bool | None = None  # None: not a residual block
-    shortcut: str = ""  # resolved: identity, zero_pad, projection, none ("" if n/a)
-    zero_init_last_bn: bool = False
-    params: int = 0
-    macs: int = 0
-    activations: int = 0
-
-
 @dataclass(frozen=True)
 class Plan:
+    """Every layer as it will be built; each `Layer` carries the spec it comes from."""
+
     spec: NetSpec
     stem: Layer | None
     blocks: tuple[Layer, ...]
@@ -96,127 +68,39 @@ class Plan:
         return sum(layer.activations for layer in self.layers)
 
 
-# --- per-layer accounting ----------------------------------------------------------------
-
-
-def _conv(cin: int, cout: int, k: int, out_hw: int, bn: bool, act: bool = True):
-    """params, macs, activation elements of conv(k) -> [BN] -> [act]."""
-    params = cin * cout * k * k + (2 * cout if bn else cout)  # BN replaces the bias
-    macs = cin * cout * k * k * out_hw
-    acts = cout * out_hw * (1 + bn + act)
-    return params, macs, acts
-
-
-def _linear(fin: int, fout: int, bn: bool, act: bool = True):
-    params = fin * fout + (2 * fout if bn else fout)
-    return params, fin * fout, fout * (1 + bn + act)
-
-
-def _add(*costs):
-    return tuple(sum(c) for c in zip(*costs, strict=True))
-
-
-def _out_side(side: int, k: int, s: int, pad: int) -> int:
-    return (side + 2 * pad - k) // s + 1
-
-
-# --- checks ------------------------------------------------------------------------------
-
-
-def _check_int(value, name: str, lo: int, hi: int, where: str, block: int | None, hint: str):
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise SpecError(
-            f"{name} must be a whole number from {lo} to {hi}, got {value!r}; {hint}",
-            block=block,
-            where=where,
-        )
-
-
-def _check_choice(value, name: str, choices, where: str, block: int | None):
-    if value is not None and value not in choices:
-        raise SpecError(
-            f"{name} {value!r} is not available; choose one of: {', '.join(choices)}",
-            block=block,
-            where=where,
-        )
-
-
-def _check_p(value, name: str, where: str, block: int | None):
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
-        raise SpecError(
-            f"{name} is the share of activations dropped and must be at least 0 and below 1,"
-            f" got {value!r}; 0.5 is the classic choice",
-            block=block,
-            where=where,
-        )
-
-
-def _needs_image(shape: Shape, kind: str, where: str, block: int | None):
-    if len(shape) != 3:
-        raise SpecError(
-            f"a {kind} block needs an image input (channels x height x width) but gets "
-            f"{format_shape(shape)}; move it before the flatten block",
-            block=block,
-            where=where,
-        )
-
-
-def _needs_flat(shape: Shape, kind: str, where: str, block: int | None):
-    if len(shape) != 1:
-        raise SpecError(
-            f"a {kind} layer needs a flat input but gets {format_shape(shape)}; "
-            "add a 'flatten' block before it",
-            block=block,
-            where=where,
-        )
-
-
-def _shrink(shape: Shape, k: int, s: int, pad: int, what: str, where: str, block):
-    _, h, w = shape
-    oh, ow = _out_side(h, k, s, pad), _out_side(w, k, s, pad)
-    if oh < 1 or ow < 1:
-        raise SpecError(
-            f"a {k}x{k} {what} with stride {s} turns a {h}x{w} input into nothing; use a "
-            "smaller kernel or stride, remove a downsampling block, or use a larger input",
-            block=block,
-            where=where,
-        )
-    return oh, ow
-
-
-# --- the plan ----------------------------------------------------------------------------
-
-
 def make_plan(spec: NetSpec, limits: SpecLimits = SPEC_LIMITS) -> Plan:
     """Validate `spec` and describe every layer. Raises SpecError at the first problem."""
     _check_network(spec, limits)
+
+    def site(index: int | None, where: str, shape: Shape) -> Site:
+        return Site(index, where, shape, spec.defaults, limits)
+
     shape: Shape = spec.input_shape
     stem = None
     if spec.stem is not None:
-        stem = _plan_stem(spec, spec.stem, shape, limits)
+        stem = plan_stem(spec.stem, site(None, "the stem", shape))
         shape = stem.out_shape
     blocks = []
     for i, block in enumerate(spec.blocks):
-        layer = _plan_block(spec, i, block, shape, limits)
+        layer = plan_block(block, site(i, f"block {i}", shape))
         blocks.append(layer)
         shape = layer.out_shape
-    head = _plan_head(spec, spec.head, shape)
+    head = plan_head(spec.head, site(None, "the head", shape), spec.num_classes)
     plan = Plan(spec, stem, tuple(blocks), head)
-    if plan.params > limits.max_params:
-        raise SpecError(
-            f"the network has {plan.params:,} parameters; the limit is "
-            f"{limits.max_params:,}. A dense layer right after flattening a large image is "
-            "the usual cause: add pooling before the flatten, or use fewer features"
-        )
+    _check_costs(plan, limits)
     return plan
 
 
+use_planner(make_plan)  # NetSpec.validate() calls make_plan, without importing this module
+
+
 def _check_network(spec: NetSpec, limits: SpecLimits) -> None:
+    checks.text(spec.name, "the name", limits.max_name_chars, where="the network", error=SpecError)
     shape = spec.input_shape
     if len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):
         raise SpecError(
             f"the input shape must be three positive numbers (channels, height, width), "
-            f"like (3, 32, 32); got {shape!r}"
+            f"like (3, 32, 32); got {show(shape)}"
         )
     c, h, w = shape
     if c > limits.max_in_channels:
@@ -229,279 +113,126 @@ def _check_network(spec: NetSpec, limits: SpecLimits) -> None:
             f"the input is {h}x{w} pixels; the limit is {limits.max_side}x{limits.max_side};"
             " resize the images to a smaller size"
         )
-    _check_int(
+    checks.whole(
         spec.num_classes,
         "num_classes",
         2,
         limits.max_classes,
-        "the network",
-        None,
-        "a classifier needs at least 2 classes",
+        fix="a classifier needs at least 2 classes",
+        where="the network",
+        error=SpecError,
     )
-    if len(spec.blocks) > limits.max_blocks:
-        raise SpecError(
-            f"the network has {len(spec.blocks)} blocks; the limit is {limits.max_blocks}; "
-            "remove blocks, or use bottleneck blocks to go deep with fewer of them"
-        )
-    d = spec.defaults
-    where = "the defaults"
-    _check_choice(d.activation, "activation", ACTIVATIONS, where, None)
-    _check_choice(d.init, "init", INITS, where, None)
+    check_block_count(len(spec.blocks), limits)
+    at = Site(None, "the defaults", shape, spec.defaults, limits)
+    at.choice(spec.defaults.activation, "activation", ACTIVATIONS)
+    at.choice(spec.defaults.init, "init", INITS)
     for flag in ("batch_norm", "zero_init_last_bn"):
-        if not isinstance(getattr(d, flag), bool):
-            raise SpecError(f"{flag} must be true or false", where=where)
+        at.flag(getattr(spec.defaults, flag), flag)
 
 
-def _resolve(spec: NetSpec, block: _Layered, where: str, index: int | None) -> dict:
-    """Per-block settings, falling back to the network defaults."""
-    _check_choice(block.activation, "activation", ACTIVATIONS, where, index)
-    _check_choice(block.init, "init", INITS, where, index)
-    d = spec.defaults
-    out = {
-        "batch_norm": d.batch_norm if block.batch_norm is None else block.batch_norm,
-        "activation": block.activation or d.activation,
-        "init": block.init or d.init,
-    }
-    if isinstance(block, _Residual):
-        zi = block.zero_init_last_bn
-        out["zero_init_last_bn"] = d.zero_init_last_bn if zi is None else zi
-    return out
+# --- compute and memory --------------------------------------------------------------------
 
 
-def _channels(value, name, limits, where, index):
-    _check_int(value, name, 1, limits.max_channels, where, index, "use for example 16 or 64")
+def _check_costs(plan: Plan, limits: SpecLimits) -> None:
+    """The caps on the whole network: parameters, work and memory per image."""
+    if plan.params > limits.max_params:
+        raise SpecError(
+            f"it has {plan.params:,} parameters; the limit is "
+            f"{limits.max_params:,}. A dense layer right after flattening a large image is "
+            "the usual cause: add pooling before the flatten, or use fewer features"
+        )
+    if plan.macs > limits.max_macs:
+        raise SpecError(
+            f"it needs {_sci(plan.macs)} mult-adds per image, "
+            f"{_how_far(plan.macs, limits.max_macs)} the limit of {_sci(limits.max_macs)}",
+            fix="use fewer or narrower blocks, downsample earlier, or use smaller images",
+        )
+    image = plan.activations * BYTES_PER_VALUE
+    if image > limits.max_image_activation_bytes:
+        cap = limits.max_image_activation_bytes
+        raise SpecError(
+            f"training on one image keeps {_size(image)} of activations, "
+            f"{_how_far(image, cap)} the limit of {_size(cap)}",
+            fix="use narrower blocks, downsample earlier (stride 2 or pooling), or use "
+            "smaller images",
+        )
 
 
-def _kernel(value, limits, where, index):
-    _check_int(value, "kernel_size", 1, limits.max_kernel, where, index, "3 is the usual size")
+def check_memory(
+    plan: Plan,
+    batch_size: int,
+    available_bytes: int | None = None,
+    limits: SpecLimits = SPEC_LIMITS,
+) -> int:
+    """Refuse a batch size whose training memory would not fit; returns the bytes needed.
+
+    Call it at submit, with the device's free memory (e.g. `torch.cuda.mem_get_info()[0]`;
+    None on a CPU, where only the cap applies). Counted: the activations autograd keeps
+    for `batch_size` images (capped by `limits.max_batch_activation_bytes`), plus the
+    weights, their gradients and the optimizer state (against `available_bytes`).
+
+    Raises:
+        SpecError: how far over it is, and the largest batch size that fits.
+    """
+    per_image = plan.activations * BYTES_PER_VALUE
+    state = plan.params * BYTES_PER_VALUE * STATE_COPIES
+    activations = per_image * batch_size
+    cap = limits.max_batch_activation_bytes
+    if activations > cap:
+        fits = cap // per_image
+        _refuse_batch(
+            batch_size,
+            f"keeps {_size(activations)} of activations",
+            activations,
+            cap,
+            "limit",
+            fits,
+        )
+    needed = activations + state
+    if available_bytes is not None and needed > available_bytes:
+        _refuse_batch(
+            batch_size,
+            f"needs {_size(needed)} (activations, weights, gradients and optimizer state)",
+            needed,
+            available_bytes,
+            "memory free on the device",
+            max((available_bytes - state) // per_image, 0),
+        )
+    return needed
 
 
-def _stride(value, where, index):
-    _check_int(value, "stride", 1, 4, where, index, "use 1 to keep the size or 2 to halve it")
-
-
-def _plan_stem(spec: NetSpec, stem: StemSpec, shape: Shape, limits: SpecLimits) -> Layer:
-    where = "the stem"
-    _channels(stem.out_channels, "out_channels", limits, where, None)
-    _kernel(stem.kernel_size, limits, where, None)
-    _stride(stem.stride, where, None)
-    s = _resolve(spec, stem, where, None)
-    k = stem.kernel_size
-    oh, ow = _shrink(shape, k, stem.stride, k // 2, "convolution", where, None)
-    params, macs, acts = _conv(shape[0], stem.out_channels, k, oh * ow, s["batch_norm"])
-    if stem.pool:  # ImageNet stem: 3x3 max pool, stride 2, padding 1
-        oh, ow = _shrink((stem.out_channels, oh, ow), 3, 2, 1, "max pool", where, None)
-        acts += stem.out_channels * oh * ow
-    return Layer(
-        name="stem",
-        kind="stem",
-        index=None,
-        in_shape=shape,
-        out_shape=(stem.out_channels, oh, ow),
-        params=params,
-        macs=macs,
-        activations=acts,
-        **s,
+def _refuse_batch(batch: int, need: str, got: int, cap: int, what: str, fits: int) -> None:
+    fix = (
+        f"use batch size {fits:,} or less, or a smaller network"
+        if fits >= 1
+        else "even one image does not fit: use a smaller network or smaller images"
+    )
+    raise SpecError(
+        f"training with batch size {batch:,} {need}, {_how_far(got, cap)} the {_size(cap)} {what}",
+        fix=fix,
     )
 
 
-def _plan_head(spec: NetSpec, head: HeadSpec, shape: Shape) -> Layer:
-    where = "the head"
-    _check_choice(head.pool, "pool", POOL_MODES, where, None)
-    _check_p(head.dropout, "dropout", where, None)
-    features = shape[0]
-    acts = features if len(shape) == 3 else 0  # the global pool's output
-    acts += features if head.dropout > 0 else 0
-    params, macs, fc_acts = _linear(features, spec.num_classes, bn=False, act=False)
-    return Layer(
-        name="head",
-        kind="head",
-        index=None,
-        in_shape=shape,
-        out_shape=(spec.num_classes,),
-        activation="",
-        init=spec.defaults.init,
-        params=params,
-        macs=macs,
-        activations=acts + fc_acts,
-    )
+def _sci(n: float) -> str:
+    """1.6e13, 1e11: how engineers read big counts aloud."""
+    return f"{n:.2g}".replace("e+", "e")
 
 
-def _shortcut(block: _Residual, i: int, in_shape: Shape, out_shape: Shape) -> str:
-    """Which shortcut a residual block gets (He et al. 2015, sec. 3.3, options A and B)."""
-    _check_choice(block.shortcut, "shortcut", SHORTCUTS, f"block {i}", i)
-    if not isinstance(block.skip, bool):
-        raise SpecError(f"skip must be true or false, got {block.skip!r}", block=i)
-    same = in_shape == out_shape
-    if block.shortcut == PROJECTION:
-        return PROJECTION
-    if same:
-        return IDENTITY
-    if block.shortcut == "auto":
-        return PROJECTION  # option B: always valid, torchvision's choice
-    if block.shortcut == IDENTITY:
-        if not block.skip:
-            return NO_SHORTCUT
-        raise SpecError(
-            f"the skip goes from {format_shape(in_shape)} to {format_shape(out_shape)}; "
-            "choose the 'projection' or 'zero-pad' shortcut, or turn the skip off",
-            block=i,
-        )
-    # zero_pad (option A): subsample by the stride, then pad the new channels with zeros.
-    if out_shape[0] < in_shape[0]:
-        if not block.skip:
-            return NO_SHORTCUT
-        raise SpecError(
-            f"a zero-pad shortcut can only add channels, but this block goes from "
-            f"{in_shape[0]} to {out_shape[0]} channels; choose the 'projection' shortcut, "
-            "or turn the skip off",
-            block=i,
-        )
-    return ZERO_PAD
+def _how_far(got: float, cap: float) -> str:
+    """'160x', '1.9x' or '3% over': how far `got` is past `cap`, read before 'the limit'."""
+    ratio = got / cap
+    if ratio >= 10:
+        return f"{ratio:,.0f}x"
+    return f"{ratio:.1f}x" if ratio >= 1.1 else f"{(ratio - 1) * 100:.2g}% over"
 
 
-def _plan_block(spec: NetSpec, i: int, block: BlockSpec, shape: Shape, limits) -> Layer:
-    where = f"block {i}"
-    if not isinstance(block, BlockSpec) or type(block).kind == "":
-        raise SpecError(f"unknown kind of block {type(block).__name__}", block=i)
-    base = {"name": f"blocks.{i}", "kind": block.kind, "index": i, "in_shape": shape}
-
-    if isinstance(block, PoolSpec):
-        _needs_image(shape, "pooling", where, i)
-        _check_choice(block.mode, "mode", POOL_MODES, where, i)
-        _kernel(block.kernel_size, limits, where, i)
-        stride = block.kernel_size if block.stride is None else block.stride
-        _stride(stride, where, i)
-        _check_int(
-            block.padding,
-            "padding",
-            0,
-            block.kernel_size // 2,
-            where,
-            i,
-            "padding can be at most half the kernel size",
-        )
-        oh, ow = _shrink(shape, block.kernel_size, stride, block.padding, "pool", where, i)
-        out = (shape[0], oh, ow)
-        return Layer(**base, out_shape=out, activations=shape[0] * oh * ow)
-
-    if isinstance(block, DropoutSpec):
-        _check_p(block.p, "p", where, i)
-        n = 1
-        for d in shape:
-            n *= d
-        return Layer(**base, out_shape=shape, activations=n)
-
-    if isinstance(block, FlattenSpec):
-        if len(shape) == 1:
-            raise SpecError("the input is already flat; remove this flatten block", block=i)
-        c, h, w = shape
-        return Layer(**base, out_shape=(c * h * w,))  # a view: no new memory
-
-    s = _resolve(spec, block, where, i)
-    bn = s["batch_norm"]
-    if not isinstance(bn, bool):
-        raise SpecError(f"batch_norm must be true or false, got {bn!r}", block=i)
-
-    if isinstance(block, ConvSpec):
-        _needs_image(shape, "convolution", where, i)
-        _channels(block.out_channels, "out_channels", limits, where, i)
-        _kernel(block.kernel_size, limits, where, i)
-        _stride(block.stride, where, i)
-        k = block.kernel_size
-        oh, ow = _shrink(shape, k, block.stride, k // 2, "convolution", where, i)
-        p, m, a = _conv(shape[0], block.out_channels, k, oh * ow, bn)
-        out = (block.out_channels, oh, ow)
-        return Layer(**base, out_shape=out, params=p, macs=m, activations=a, **s)
-
-    if isinstance(block, DenseSpec):
-        _needs_flat(shape, "dense", where, i)
-        _check_int(
-            block.out_features,
-            "out_features",
-            1,
-            limits.max_features,
-            where,
-            i,
-            "use for example 128 or 1024",
-        )
-        p, m, a = _linear(shape[0], block.out_features, bn)
-        return Layer(**base, out_shape=(block.out_features,), params=p, macs=m, activations=a, **s)
-
-    if isinstance(block, DenseResidualSpec):
-        _needs_flat(shape, "dense residual", where, i)
-        for name in ("width", "bottleneck"):
-            _check_int(
-                getattr(block, name),
-                name,
-                1,
-                limits.max_features,
-                where,
-                i,
-                "the classic block uses width 1024 and bottleneck 512",
-            )
-        _check_p(block.dropout, "dropout", where, i)
-        if not isinstance(block.skip, bool):
-            raise SpecError(f"skip must be true or false, got {block.skip!r}", block=i)
-        w, b = block.width, block.bottleneck
-        cost = _add(_linear(shape[0], w, bn), (0, 0, w), _linear(w, b, bn), _linear(b, w, bn))
-        p, m, a = cost
-        return Layer(
-            **base,
-            out_shape=(w,),
-            params=p,
-            macs=m,
-            activations=a,
-            skip=block.skip,
-            shortcut=IDENTITY,
-            **s,
-        )
-
-    if isinstance(block, (BasicSpec, BottleneckSpec)):
-        _needs_image(shape, block.kind, where, i)
-        _stride(block.stride, where, i)
-        cin = shape[0]
-        if isinstance(block, BasicSpec):
-            _channels(block.out_channels, "out_channels", limits, where, i)
-            cout = block.out_channels
-        else:
-            _channels(block.width, "width", limits, where, i)
-            _check_int(block.expansion, "expansion", 1, 8, where, i, "ResNet-50 uses 4")
-            cout = block.width * block.expansion
-            _channels(cout, "width x expansion", limits, where, i)
-        oh, ow = _shrink(shape, 3, block.stride, 1, "convolution", where, i)
-        hw = oh * ow
-        out = (cout, oh, ow)
-        shortcut = _shortcut(block, i, shape, out)
-        if isinstance(block, BasicSpec):
-            cost = _add(_conv(cin, cout, 3, hw, bn), _conv(cout, cout, 3, hw, bn))
-        else:
-            mid = block.width
-            cost = _add(
-                _conv(cin, mid, 1, shape[1] * shape[2], bn),
-                _conv(mid, mid, 3, hw, bn),
-                _conv(mid, cout, 1, hw, bn),
-            )
-        if shortcut == PROJECTION:  # 1x1 conv (stride s) + BN, no activation
-            cost = _add(cost, _conv(cin, cout, 1, hw, bn, act=False))
-        p, m, a = cost
-        return Layer(
-            **base,
-            out_shape=out,
-            params=p,
-            macs=m,
-            activations=a,
-            skip=block.skip,
-            shortcut=shortcut,
-            **s,
-        )
-
-    raise SpecError(f"unknown kind of block {block.kind!r}", block=i)
+def _size(n: int) -> str:
+    return f"{n / 1024**3:,.1f} GiB" if n >= 1024**3 else f"{n / 1024**2:,.0f} MiB"
 
 
 def describe_skip(layer: Layer) -> str:
     """'identity', 'zero-pad (A)', '1x1 projection (B)', '... (off)', or '' (no skip)."""
-    if layer.skip is None:
+    if not layer.residual:
         return ""
     words = _SHORTCUT_WORDS[layer.shortcut]
     return words if layer.skip else f"off ({words})"

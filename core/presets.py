@@ -144,16 +144,12 @@ class Preset:
         return dataclasses.replace(spec, **changes) if changes else spec
 
 
-def _presets() -> dict[str, Preset]:
-    out: dict[str, Preset] = {}
-
-    def add(key, title, description, make, shape=CIFAR_SHAPE):
-        out[key] = Preset(key, title, description, make, shape)
-
+def _cifar_presets():
+    """The classroom nets, then He et al.'s CIFAR ResNets, each with its plain twin."""
     for n, depth in ((1, 8), (2, 14)):
         for res in (True, False):
             kind = "ResNet" if res else "Plain"
-            add(
+            yield Preset(
                 f"{kind.lower()}{depth}_narrow",
                 f"{kind}-{depth} narrow (classroom)",
                 f"{depth} layers, 8/16/32 filters: trains in seconds on a laptop CPU.",
@@ -161,58 +157,57 @@ def _presets() -> dict[str, Preset]:
                     cifar_resnet(n, residual=res, widths=(8, 16, 32)),
                     name=f"{'ResNet' if res else 'Plain'}-{6 * n + 2} narrow",
                 ),
+                CIFAR_SHAPE,
             )
     for n in (3, 5, 7, 9, 18):
         depth = 6 * n + 2
-        add(
+        yield Preset(
             f"resnet{depth}",
             f"ResNet-{depth} (CIFAR)",
             f"He et al. 2015, sec. 4.2: {depth} layers, 16/32/64 filters, zero-pad shortcuts.",
             lambda n=n: cifar_resnet(n),
+            CIFAR_SHAPE,
         )
-        add(
+        yield Preset(
             f"plain{depth}",
             f"Plain-{depth} (CIFAR)",
             f"The plain twin of ResNet-{depth}: same layers and parameters, no skips.",
             lambda n=n: cifar_resnet(n, residual=False),
+            CIFAR_SHAPE,
         )
+
+
+def _other_presets():
+    """torchvision's ImageNet ResNets, then the dense nets for flattened digits."""
     for depth in (18, 34, 50):
-        add(
+        yield Preset(
             f"resnet{depth}_imagenet",
             f"ResNet-{depth} (ImageNet layout)",
             f"torchvision's resnet{depth}: 224x224 input, projection shortcuts.",
             lambda d=depth: imagenet_resnet(d),
             IMAGENET_SHAPE,
         )
-    add(
+    yield Preset(
         "dense_residual",
         "Dense residual MLP",
         "The classic Keras block: Dense 1024 -> Dropout -> 512 -> 1024 -> Add.",
         dense_residual,
         MNIST_SHAPE,
     )
-    add(
+    yield Preset(
         "dense_plain",
         "Dense plain MLP",
         "The same MLP with its skip off.",
         lambda: dense_residual(residual=False),
         MNIST_SHAPE,
     )
-    add(
+    yield Preset(
         "dense_sigmoid8",
         "Deep sigmoid MLP (8 layers)",
         "Eight sigmoid dense layers: the textbook case of vanishing gradients.",
         dense_plain_deep,
         MNIST_SHAPE,
     )
-    return out
 
 
-PRESETS: dict[str, Preset] = _presets()
-
-
-def get_preset(key: str) -> Preset:
-    try:
-        return PRESETS[key]
-    except KeyError:
-        raise KeyError(f"no preset named {key!r}; choose one of: {', '.join(PRESETS)}") from None
+PRESETS: dict[str, Preset] = {p.key: p for p in (*_cifar_presets(), *_other_presets())}

@@ -1,17 +1,22 @@
 """A network as data: frozen dataclasses that round-trip exactly through JSON.
 
 A NetSpec says what to build (input shape, classes, stem, blocks, head); `core.plan`
-checks it and infers shapes, `core.model` builds it. Nothing here imports torch.
+checks it and infers shapes, `core.model` builds it. Nothing here imports torch or the
+planner: `core.plan` registers itself for `NetSpec.validate` (see `use_planner`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import types
-import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+from core import jsondata
+from core.errors import ExplainedError
+from core.jsondata import fields_dict, is_int, show
+from core.limits import SPEC_LIMITS, SpecLimits
 
 SCHEMA_VERSION = 1
 
@@ -20,10 +25,14 @@ INITS = ("kaiming", "xavier", "default", "small_normal")
 SHORTCUTS = ("auto", "identity", "zero_pad", "projection")
 POOL_MODES = ("max", "avg")
 
+# Shortcuts once resolved by the planner (He et al. 2015, sec. 3.3: A is zero_pad, B is
+# projection). NO_SHORTCUT: the skip is off and the block changes shape, so it has none.
+IDENTITY, ZERO_PAD, PROJECTION, NO_SHORTCUT = "identity", "zero_pad", "projection", "none"
+
 Shape = tuple[int, ...]  # (C, H, W) for images, (F,) for flat features
 
 
-class SpecError(ValueError):
+class SpecError(ExplainedError):
     """A spec that cannot be built. The message names the place and the fix.
 
     Attributes:
@@ -32,11 +41,22 @@ class SpecError(ValueError):
         where: "block 3", "the stem", "the head" or "the network".
     """
 
-    def __init__(self, problem: str, *, block: int | None = None, where: str | None = None):
+    def __init__(
+        self,
+        problem: str,
+        *,
+        block: int | None = None,
+        where: str | None = None,
+        fix: str | None = None,
+    ):
         self.block = block
-        self.where = where or (f"block {block}" if block is not None else "the network")
-        self.problem = problem
-        super().__init__(f"{self.where}: {problem}")
+        where = where or (f"block {block}" if block is not None else "the network")
+        super().__init__(problem, where=where, fix=fix)
+
+    @property
+    def advice(self) -> str:
+        """The message without its place: "problem; fix" (for a box already at the place)."""
+        return f"{self.problem}; {self.fix}" if self.fix else self.problem
 
 
 def format_shape(shape: Shape) -> str:
@@ -74,7 +94,7 @@ class BlockSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Layered(BlockSpec):
+class WeightedBlockSpec(BlockSpec):
     """Blocks with weights: per-block overrides of the network defaults."""
 
     batch_norm: bool | None = None
@@ -83,7 +103,7 @@ class _Layered(BlockSpec):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ConvSpec(_Layered):
+class ConvSpec(WeightedBlockSpec):
     """conv (k x k, 'same' padding) -> BatchNorm -> activation."""
 
     kind: ClassVar[str] = "conv"
@@ -105,17 +125,25 @@ class PoolSpec(BlockSpec):
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Residual(_Layered):
-    """Blocks with a skip connection that can be switched off, live."""
+class ResidualBlockSpec(WeightedBlockSpec):
+    """Blocks with a skip connection that can be switched off, live. `residual` is the
+    one answer to "is this block residual?"; its modules derive from
+    `core.blocks.ResidualBlock`."""
 
     residual: ClassVar[bool] = True
     skip: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConvResidualSpec(ResidualBlockSpec):
+    """Residual blocks on images, whose shortcut can bridge a change of shape."""
+
     shortcut: str = "auto"  # used when input and output shapes differ
     zero_init_last_bn: bool | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
-class BasicSpec(_Residual):
+class BasicSpec(ConvResidualSpec):
     """Two 3x3 convs with a skip around them (He et al. 2015, Fig. 2, left)."""
 
     kind: ClassVar[str] = "basic"
@@ -125,7 +153,7 @@ class BasicSpec(_Residual):
 
 
 @dataclass(frozen=True, kw_only=True)
-class BottleneckSpec(_Residual):
+class BottleneckSpec(ConvResidualSpec):
     """1x1 reduce -> 3x3 (strided) -> 1x1 expand; out = width * expansion (Fig. 5)."""
 
     kind: ClassVar[str] = "bottleneck"
@@ -151,7 +179,7 @@ class FlattenSpec(BlockSpec):
 
 
 @dataclass(frozen=True, kw_only=True)
-class DenseSpec(_Layered):
+class DenseSpec(WeightedBlockSpec):
     """Linear -> BatchNorm -> activation, on flat features."""
 
     kind: ClassVar[str] = "dense"
@@ -159,7 +187,7 @@ class DenseSpec(_Layered):
 
 
 @dataclass(frozen=True, kw_only=True)
-class DenseResidualSpec(_Layered):
+class DenseResidualSpec(ResidualBlockSpec):
     """The classic Keras example: Dense(width) -> Dropout -> Dense(bottleneck) ->
     Dense(width), then Add with the output of the dropout.
 
@@ -168,15 +196,13 @@ class DenseResidualSpec(_Layered):
     """
 
     kind: ClassVar[str] = "dense_residual"
-    residual: ClassVar[bool] = True
     width: int = 1024
     bottleneck: int = 512
     dropout: float = 0.5
-    skip: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
-class StemSpec(_Layered):
+class StemSpec(WeightedBlockSpec):
     """The first conv of the net, optionally followed by a 3x3/2 max pool (ImageNet)."""
 
     out_channels: int
@@ -210,6 +236,16 @@ BLOCK_KINDS: dict[str, type[BlockSpec]] = {
 
 # --- the network ------------------------------------------------------------------------
 
+# `core.plan.make_plan`, registered by `core.plan` when it is imported (`use_planner`):
+# the spec stays data and never imports the planner, so the two modules form no cycle.
+_planner: Callable[..., Any] | None = None
+
+
+def use_planner(planner: Callable[..., Any]) -> None:
+    """Make `planner(spec)` the function behind `NetSpec.validate` (core.plan calls this)."""
+    global _planner
+    _planner = planner
+
 
 @dataclass(frozen=True, kw_only=True)
 class NetSpec:
@@ -229,14 +265,14 @@ class NetSpec:
         object.__setattr__(self, "blocks", tuple(self.blocks))
 
     def validate(self):
-        """Check every block and infer shapes; returns a `core.plan.Plan`.
+        """Check every block and infer shapes: `core.plan.make_plan(self)`, a `Plan`.
 
         Raises:
             SpecError: naming the block and what to do about it.
         """
-        from core.plan import make_plan  # plan imports this module
-
-        return make_plan(self)
+        if _planner is None:
+            raise RuntimeError("import core.plan (or core.model) before validating a spec")
+        return _planner(self)
 
     def with_skips(self, on: bool) -> NetSpec:
         """The same network with every skip connection on (residual) or off (plain)."""
@@ -261,15 +297,16 @@ class NetSpec:
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
-    def from_dict(cls, data: Any) -> NetSpec:
-        """Parse a dict (from JSON). Rejects unknown keys and wrong types by name."""
+    def from_dict(cls, data: Any, limits: SpecLimits = SPEC_LIMITS) -> NetSpec:
+        """Parse a dict (from JSON). Rejects unknown keys and wrong types by name, and too
+        many blocks before parsing any of them."""
         if not isinstance(data, dict):
             raise SpecError("a spec must be a JSON object with 'input_shape' and 'blocks'")
         schema = data.get("schema")
         if schema != SCHEMA_VERSION:
             raise SpecError(
-                f"this file has spec schema {schema!r}, but this version of ResNet Explorer "
-                f"reads schema {SCHEMA_VERSION}; save it again from the Build page"
+                f"this file has spec schema {show(schema)}, but this version of "
+                f"ResNet Explorer reads schema {SCHEMA_VERSION}; save it again from the Build page"
             )
         top = {k: v for k, v in data.items() if k != "schema"}
         _reject_unknown(top, {f.name for f in dataclasses.fields(cls)}, "the network")
@@ -277,15 +314,16 @@ class NetSpec:
             if key not in top:
                 raise SpecError(f"the spec has no '{key}'; add it")
         shape = top["input_shape"]
-        if not isinstance(shape, list) or not all(_is_int(d) for d in shape):
+        if not isinstance(shape, list) or not all(is_int(d) for d in shape):
             raise SpecError(
-                f"'input_shape' must be a list of whole numbers like [3, 32, 32], got {shape!r}"
+                f"'input_shape' must be a list of whole numbers like [3, 32, 32], got {show(shape)}"
             )
-        if not _is_int(top["num_classes"]):
-            raise SpecError(f"'num_classes' must be a whole number, got {top['num_classes']!r}")
+        if not is_int(top["num_classes"]):
+            raise SpecError(f"'num_classes' must be a whole number, got {show(top['num_classes'])}")
         raw_blocks = top.get("blocks", [])
         if not isinstance(raw_blocks, list):
             raise SpecError("'blocks' must be a list of blocks")
+        check_block_count(len(raw_blocks), limits)
         stem = top.get("stem")
         return cls(
             name=_typed(top.get("name", "custom"), str, "name", "the network"),
@@ -298,14 +336,26 @@ class NetSpec:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> NetSpec:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise SpecError(
-                f"the file is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})"
-            ) from None
-        return cls.from_dict(data)
+    def from_json(cls, text: str | bytes, limits: SpecLimits = SPEC_LIMITS) -> NetSpec:
+        """Parse JSON text (or UTF-8 bytes). Its size, nesting and block count are checked
+        before anything is built, so a hostile file is refused in milliseconds.
+
+        Raises:
+            SpecError: for every problem of the text, with a readable message.
+        """
+        data = jsondata.load(
+            text, max_chars=limits.max_spec_chars, max_depth=limits.max_depth, error=SpecError
+        )
+        return cls.from_dict(data, limits)
+
+
+def check_block_count(count: int, limits: SpecLimits = SPEC_LIMITS) -> None:
+    """Refuse more than `limits.max_blocks` blocks (the parser checks before parsing any)."""
+    if count > limits.max_blocks:
+        raise SpecError(
+            f"it has {count:,} blocks; the limit is {limits.max_blocks}",
+            fix="remove blocks, or use bottleneck blocks to go deep with fewer of them",
+        )
 
 
 def _twin_name(name: str, residual: bool) -> str:
@@ -318,73 +368,20 @@ def _twin_name(name: str, residual: bool) -> str:
     return name
 
 
-# --- parsing helpers -------------------------------------------------------------------
-
-
-def fields_dict(obj: Any) -> dict[str, Any]:
-    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+# --- parsing: core.jsondata raising SpecError ----------------------------------------------
 
 
 def _reject_unknown(data: dict, known: set[str], where: str, block: int | None = None):
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise SpecError(
-            f"unknown setting {unknown[0]!r}; known settings are: {', '.join(sorted(known))}",
-            block=block,
-            where=where,
-        )
-
-
-_TYPE_WORDS = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
-
-
-def _type_word(t: Any) -> str:
-    if typing.get_origin(t) is tuple:
-        return f"a list of {_TYPE_WORDS[typing.get_args(t)[0]].removeprefix('a ')}s"
-    return "empty (null)"
+    jsondata.reject_unknown(data, known, where, error=SpecError, block=block)
 
 
 def _typed(value: Any, hint: Any, name: str, where: str, block: int | None = None) -> Any:
-    """Check a JSON value against a field's type hint; ints are accepted for floats."""
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    if value is None and type(None) in options:
-        return None
-    for t in options:
-        if t is int and _is_int(value):
-            return value
-        if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if t in (bool, str) and isinstance(value, t):
-            return value
-        if typing.get_origin(t) is tuple and isinstance(value, list):
-            item = typing.get_args(t)[0]
-            return tuple(_typed(v, item, name, where, block) for v in value)
-    words = " or ".join(_TYPE_WORDS.get(t, _type_word(t)) for t in options)
-    raise SpecError(f"'{name}' must be {words}, got {value!r}", block=block, where=where)
+    return jsondata.typed(value, hint, name, where, error=SpecError, block=block)
 
 
 def parse_dataclass(cls: type, data: Any, where: str, block: int | None = None) -> Any:
-    if not isinstance(data, dict):
-        raise SpecError("must be a JSON object of settings", block=block, where=where)
-    hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls)}
-    _reject_unknown(data, fields, where, block)
-    kwargs = {k: _typed(v, hints[k], k, where, block) for k, v in data.items()}
-    try:
-        return cls(**kwargs)
-    except TypeError:
-        missing = sorted(
-            f.name
-            for f in dataclasses.fields(cls)
-            if f.name not in kwargs
-            and f.default is dataclasses.MISSING
-            and f.default_factory is dataclasses.MISSING
-        )
-        raise SpecError(f"missing setting {missing[0]!r}", block=block, where=where) from None
+    """`cls(**data)`, every field checked; raises SpecError naming the place and field."""
+    return jsondata.parse_dataclass(cls, data, where, error=SpecError, block=block)
 
 
 def _parse_block(index: int, data: Any) -> BlockSpec:
@@ -392,9 +389,10 @@ def _parse_block(index: int, data: Any) -> BlockSpec:
     if not isinstance(data, dict) or "kind" not in data:
         raise SpecError("each block must be a JSON object with a 'kind'", block=index)
     kind = data["kind"]
-    if kind not in BLOCK_KINDS:
+    if not isinstance(kind, str) or kind not in BLOCK_KINDS:
         raise SpecError(
-            f"unknown kind {kind!r}; choose one of: {', '.join(BLOCK_KINDS)}", block=index
+            f"unknown kind {show(kind)}; choose one of: {', '.join(BLOCK_KINDS)}",
+            block=index,
         )
     settings = {k: v for k, v in data.items() if k != "kind"}
     return parse_dataclass(BLOCK_KINDS[kind], settings, where, index)

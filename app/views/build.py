@@ -1,12 +1,13 @@
 """Build: start from a preset, edit blocks, switch skips, see the diagram and the costs."""
 
 import dataclasses
-import inspect
 
 import streamlit as st
 
 from app import diagram, editing, state
-from core.blocks import BasicBlock
+from app.markup import plain
+from core.blocks import plain_forward_source, residual_forward_source
+from core.errors import ExplainedError
 from core.model import summary
 from core.presets import PRESETS
 from core.spec import (
@@ -15,10 +16,7 @@ from core.spec import (
     INITS,
     Defaults,
     NetSpec,
-    SpecError,
 )
-
-MAX_SPEC_BYTES = 1_000_000
 
 
 def _version() -> int:
@@ -68,7 +66,7 @@ top[2].caption(PRESETS[key].description)
 try:
     info = summary(spec)
     error = None
-except SpecError as e:
+except ExplainedError as e:  # a SpecError, or any other readable refusal
     info, error = None, e
 if error is not None:
     st.error(f"This network cannot be built yet. {error}", icon=":material/error:")
@@ -80,14 +78,14 @@ if info is not None:
     m[1].metric("Mult-adds per image", f"{totals['mult-adds'] / 1e6:,.1f} M")
     m[2].metric("Blocks", totals["blocks"])
     m[3].metric("Skips on", f"{totals['skips on']} of {totals['residual blocks']}")
-    st.subheader(f"{spec.name}: input {'x'.join(map(str, spec.input_shape))}")
+    st.subheader(f"{plain(spec.name)}: input {'x'.join(map(str, spec.input_shape))}")
     st.plotly_chart(diagram.network_diagram(info.plan), key="diagram", width="stretch")
 
 # --- the block editor -----------------------------------------------------------------------
 st.subheader("Blocks")
 left, right = st.columns([2, 3])
 shapes = [b.out_shape for b in info.plan.blocks] if info else [None] * len(spec.blocks)
-bad = error.block if error is not None else None
+bad = getattr(error, "block", None)
 with left:
     if spec.blocks:
         chosen = min(state.selected_block(), len(spec.blocks) - 1)
@@ -125,8 +123,8 @@ with right:
     if chosen >= 0:
         block = spec.blocks[chosen]
         st.markdown(f"**Block {chosen}: {block.kind}** — {type(block).__doc__.splitlines()[0]}")
-        if error is not None and error.block == chosen:
-            st.error(error.problem, icon=":material/error:")
+        if bad == chosen:
+            st.error(error.advice, icon=":material/error:")
         values = {}
         v = _version()
         for name, widget, value in editing.field_kinds(block):
@@ -194,19 +192,16 @@ if info is not None:
     )
 
 with st.expander("Show the code: a plain block and a residual block"):
-    source = inspect.cleandoc(inspect.getsource(BasicBlock.forward))
-    plain = "\n".join(
-        line for line in source.splitlines() if "self.skip" not in line and "shortcut" not in line
-    )
     a, b = st.columns(2)
     a.markdown("**Plain block**")
-    a.code(plain, language="python")
+    a.code(plain_forward_source(), language="python")
     b.markdown("**Residual block**")
-    b.code(source, language="python")
+    b.code(residual_forward_source(), language="python")
     st.caption(
         "The one line that differs adds the block's input (through the shortcut: identity, "
         "zero-padding, or a 1x1 projection when the shape changes) to the output of the two "
-        "convolutions. With the skip off, the residual block computes exactly the plain one."
+        "convolutions; the `if` above it is the live switch. With the skip off, the residual "
+        "block computes exactly the plain one."
     )
 
 with st.expander("Save or load the network as JSON"):
@@ -218,18 +213,12 @@ with st.expander("Save or load the network as JSON"):
     )
     upload = st.file_uploader("Load a spec (JSON)", type=["json"], key="spec_upload")
     if upload is not None:
-        data = upload.getvalue()
-        try:
-            if len(data) > MAX_SPEC_BYTES:
-                raise SpecError(
-                    f"the file is {len(data):,} bytes; a spec is at most "
-                    f"{MAX_SPEC_BYTES:,} bytes. Is it the right file?"
-                )
-            loaded = NetSpec.from_json(data.decode("utf-8", errors="replace"))
+        try:  # size, nesting and block count are checked before any block is parsed
+            loaded = NetSpec.from_json(upload.getvalue())
             loaded.validate()
-        except SpecError as e:
-            st.error(f"Could not load {upload.name}: {e}")
+        except ExplainedError as e:
+            st.error(f"Could not load {plain(upload.name)}: {e}", icon=":material/error:")
         else:
             if loaded != spec:
                 _commit(loaded)
-            st.success(f"Loaded {upload.name}: {loaded.name}.")
+            st.success(f"Loaded {plain(upload.name)}: {plain(loaded.name)}.")

@@ -153,10 +153,11 @@ LIM = SPEC_LIMITS
         (
             _net(ConvSpec(out_channels=0)),
             0,
-            "block 0: out_channels must be a whole number from 1 to 2048, got 0",
+            "block 0: out_channels must be a whole number from 1 to 2,048, got 0; "
+            "use for example 16 or 64",
         ),
         (_net(ConvSpec(out_channels=-4)), 0, "got -4"),
-        (_net(ConvSpec(out_channels=4096)), 0, "from 1 to 2048, got 4096"),
+        (_net(ConvSpec(out_channels=4096)), 0, "from 1 to 2,048, got 4096"),
         (_net(BottleneckSpec(width=1024)), 0, "width x expansion must be a whole number"),
         (_net(ConvSpec(out_channels=8, stride=0)), 0, "stride must be a whole number from 1"),
         (_net(ConvSpec(out_channels=8, kernel_size=31)), 0, "kernel_size must be a whole"),
@@ -169,18 +170,27 @@ LIM = SPEC_LIMITS
         (_net(BasicSpec(out_channels=3, shortcut="magic")), 0, "shortcut 'magic'"),
         (_net(PoolSpec(mode="median")), 0, "mode 'median'"),
         (_net(PoolSpec(kernel_size=2, padding=2)), 0, "padding must be a whole number from 0"),
-        (_net(DropoutSpec(p=1.0)), 0, "p is the share of activations dropped"),
-        (_net(FlattenSpec(), DenseResidualSpec(dropout=-0.1)), 1, "dropout is the share"),
+        (
+            _net(DropoutSpec(p=1.0)),
+            0,
+            "block 0: p (the share of activations dropped) must be a number at least 0 and "
+            "below 1, got 1.0; 0.5 is the classic choice",
+        ),
+        (
+            _net(FlattenSpec(), DenseResidualSpec(dropout=-0.1)),
+            1,
+            "dropout (the share of activations dropped) must be a number at least 0",
+        ),
         (_net(FlattenSpec(), DenseSpec(out_features=100_000)), 1, "out_features must be"),
         (
             _net(*[ConvSpec(out_channels=4) for _ in range(LIM.max_blocks + 1)]),
             None,
-            f"the network has {LIM.max_blocks + 1} blocks; the limit is {LIM.max_blocks}",
+            f"the network: it has {LIM.max_blocks + 1} blocks; the limit is {LIM.max_blocks}",
         ),
         (_net(shape=(3, 1024, 64)), None, "the input is 1024x64 pixels; the limit is 512x512"),
         (_net(shape=(7, 32, 32)), None, "the input has 7 channels; the limit is 4"),
         (_net(shape=(3, 32)), None, "the input shape must be three positive numbers"),
-        (_net(num_classes=1), None, "num_classes must be a whole number from 2 to 1000"),
+        (_net(num_classes=1), None, "num_classes must be a whole number from 2 to 1,000, got 1"),
         (
             _net(
                 FlattenSpec(),
@@ -195,7 +205,7 @@ LIM = SPEC_LIMITS
         (
             _net(stem=StemSpec(out_channels=0)),
             None,
-            "the stem: out_channels must be a whole number from 1 to 2048, got 0",
+            "the stem: out_channels must be a whole number from 1 to 2,048, got 0",
         ),
         (_net(head=HeadSpec(pool="median")), None, "the head: pool 'median'"),
         (_net(defaults=Defaults(activation="softplus")), None, "the defaults: activation"),
