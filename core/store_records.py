@@ -93,9 +93,18 @@ def step_from_row(r) -> StepRecord:
     """The StepRecord of a row selected with STEP_COLUMNS."""
     g, w, u, p = (blob_to_floats(b) for b in r[7:11])
     return StepRecord(
-        step=r[0], epoch=r[1], loss=r[2], accuracy=r[3], lr=r[4], images_per_s=r[5],
-        seconds=r[6], grad_norms=g, weight_norms=w, update_ratios=u, param_grad_norms=p,
-    )  # fmt: skip
+        step=r[0],
+        epoch=r[1],
+        loss=r[2],
+        accuracy=r[3],
+        lr=r[4],
+        images_per_s=r[5],
+        seconds=r[6],
+        grad_norms=g,
+        weight_norms=w,
+        update_ratios=u,
+        param_grad_norms=p,
+    )
 
 
 def info_from_row(r) -> RunInfo:

@@ -41,9 +41,19 @@ def train(root: str) -> None:
         loss.backward()
         opt.step()
         norm = float(torch.linalg.vector_norm(torch.cat([p.flatten() for p in net.parameters()])))
-        writer.step("residual", StepRecord(step=step, epoch=0.0, loss=loss.item(), accuracy=0.5,
-                                           lr=0.05, grad_norms=(norm,), weight_norms=(norm,),
-                                           update_ratios=(0.0,)))  # fmt: skip
+        writer.step(
+            "residual",
+            StepRecord(
+                step=step,
+                epoch=0.0,
+                loss=loss.item(),
+                accuracy=0.5,
+                lr=0.05,
+                grad_norms=(norm,),
+                weight_norms=(norm,),
+                update_ratios=(0.0,),
+            ),
+        )
         if step % 3 == 0:
             writer.checkpoint("residual", net, opt, {"order": gen}, step=step)
         if step % 7 == 0:

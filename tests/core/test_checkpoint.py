@@ -79,8 +79,10 @@ def test_restored_run_continues_bit_for_bit(tmp_path, optimizer):
     assert sa["state"].keys() == sb["state"].keys()
     for i, entry in sa["state"].items():
         assert entry.keys() == sb["state"][i].keys()
-        assert all(torch.equal(torch.as_tensor(v), torch.as_tensor(sb["state"][i][k]))
-                   for k, v in entry.items())  # fmt: skip
+        assert all(
+            torch.equal(torch.as_tensor(v), torch.as_tensor(sb["state"][i][k]))
+            for k, v in entry.items()
+        )
 
 
 def test_a_cut_short_checkpoint_is_named_not_loaded(tmp_path):
@@ -120,8 +122,9 @@ def test_safetensors_headers_are_checked_before_any_tensor(data, problem):
 def test_atomic_write_leaves_no_temporary_file_and_dead_writers_files_are_cleaned(tmp_path):
     atomic_write(tmp_path / "x.bin", b"new")
     assert [p.name for p in tmp_path.iterdir()] == ["x.bin"]
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], text=True,
-                          capture_output=True).stdout.strip()  # fmt: skip
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], text=True, capture_output=True
+    ).stdout.strip()
     (tmp_path / f".x.bin.{dead}.tmp").write_bytes(b"half")
     (tmp_path / f".y.bin.{os.getpid()}.tmp").write_bytes(b"in progress")  # a live writer
     removed = clean_temp_files(tmp_path)
