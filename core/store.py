@@ -112,7 +112,9 @@ class RunStore:
         self._close_local()
         self.saving, self.message = False, message
         self._uri = f"file:resnet-explorer-{secrets.token_hex(6)}?mode=memory&cache=shared"
-        self._anchor = self.connect()  # the in-memory database lives while one is open
+        # The in-memory database lives while one connection to it is open: this one,
+        # apart from the per-thread ones that `close` ends.
+        self._anchor = sqlite3.connect(self._uri, uri=True, isolation_level=None)
         ensure_current(self._anchor)
 
     def connect(self) -> sqlite3.Connection:

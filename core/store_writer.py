@@ -119,7 +119,9 @@ class RunWriter:
     def _loop(self) -> None:
         while True:
             with self._lock:
-                if not self._closed and len(self._pending) < self.every_n:
+                # After a failed flush wait the full period: no busy retry on a full disk.
+                due = len(self._pending) >= self.every_n and self.saving
+                if not self._closed and not due:
                     self._lock.wait(self.every_s)
                 closed = self._closed
             self.flush()

@@ -1,6 +1,7 @@
 """The run store: schema and migration, batched writes, readers in another process,
 retention caps, and the faults (foreign file, a folder in the way, a full disk)."""
 
+import importlib
 import os
 import sqlite3
 import subprocess
@@ -213,6 +214,8 @@ def test_a_folder_where_the_database_should_be_keeps_runs_in_memory(tmp_path):
     assert writer.close() is False
     assert writer.message.startswith("not being saved: ")
     assert len(store.snapshot(rid, "plain").steps) == 1  # kept in memory, readable
+    store.close()
+    assert store.run(rid).id == rid  # closing this thread's connection keeps the memory
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
@@ -272,3 +275,14 @@ def test_caps_on_runs_and_bytes_per_owner_are_read_from_the_environment(tmp_path
 def test_an_arm_name_that_cannot_name_a_file_is_refused(tmp_path):
     with pytest.raises(StoreError, match="cannot name a file"):
         RunStore(tmp_path).create_run("ann", "x", arms={"../up": SPEC}, config=CFG)
+
+
+def test_the_store_overhead_bench_runs(capsys):
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        ratio = importlib.import_module("store_overhead").main(["--steps", "2", "--rounds", "1"])
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    assert ratio > 0
+    out = capsys.readouterr().out
+    assert "ratio stored/memory" in out and "(saving: True)" in out
