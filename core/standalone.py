@@ -7,6 +7,7 @@ as the app, and loads `weights-<arm>.safetensors` with a small reader of its own
     python model.py                  # class scores of the first arm for a fixed input
     python model.py --arm plain      # another arm
     python model.py --weights w.safetensors
+    python model.py --all            # every arm, as {arm: scores}
 
 In your code: `net = load("residual")`, then `net(images)` on normalised (B, C, H, W).
 This file imports nothing from ResNet Explorer (the export test runs it in isolation).
@@ -276,16 +277,24 @@ def demo_input(shape) -> torch.Tensor:
     return torch.stack([torch.sin(3 * x), torch.cos(5 * x)]).float().reshape(2, *shape)
 
 
+def scores(arm: str | None = None, weights: str | Path | None = None) -> list:
+    """The arm's class scores for `demo_input`, as nested lists."""
+    arm = arm or next(iter(SPECS))
+    net = load(arm, weights)
+    with torch.no_grad():
+        return net(demo_input(tuple(SPECS[arm]["input_shape"]))).tolist()
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description="Class scores for a fixed input.")
     ap.add_argument("--arm", default=None, choices=list(SPECS) or None)
     ap.add_argument("--weights", default=None)
+    ap.add_argument("--all", action="store_true", help="every arm: {arm: scores}")
     args = ap.parse_args(argv)
-    net = load(args.arm, args.weights)
-    spec = SPECS[args.arm or next(iter(SPECS))]
-    with torch.no_grad():
-        scores = net(demo_input(tuple(spec["input_shape"])))
-    print(json.dumps(scores.tolist()))
+    if args.all:
+        print(json.dumps({arm: scores(arm) for arm in SPECS}))
+    else:
+        print(json.dumps(scores(args.arm, args.weights)))
 
 
 if __name__ == "__main__":

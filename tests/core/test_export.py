@@ -29,8 +29,13 @@ def projection_net() -> NetSpec:
         BasicSpec(out_channels=8),
         BasicSpec(out_channels=16, stride=2, shortcut="projection"),
     )
-    return NetSpec(name="projection", input_shape=(3, 12, 12), num_classes=3,
-                   stem=StemSpec(out_channels=8), blocks=blocks)  # fmt: skip
+    return NetSpec(
+        name="projection",
+        input_shape=(3, 12, 12),
+        num_classes=3,
+        stem=StemSpec(out_channels=8),
+        blocks=blocks,
+    )
 
 
 SPECS = {
@@ -60,8 +65,14 @@ def trained_looking(spec: NetSpec, seed: int) -> torch.nn.Module:
 
 
 def store_run(store: RunStore, specs: dict, owner: str = "ann"):
-    rid = store.create_run(owner, "exported", arms=specs, config=TrainConfig(device="cpu"),
-                           data={"name": "shapes", "size": 16}, device="CPU")  # fmt: skip
+    rid = store.create_run(
+        owner,
+        "exported",
+        arms=specs,
+        config=TrainConfig(device="cpu"),
+        data={"name": "shapes", "size": 16},
+        device="CPU",
+    )
     writer = RunWriter(store, rid, every_s=3600)
     nets = {}
     for i, (arm, spec) in enumerate(specs.items()):
@@ -130,13 +141,25 @@ def test_standalone_model_py_gives_the_apps_outputs_in_a_clean_process(exported,
     files = members(data)
     for name in ("model.py", *(f"weights-{arm}.safetensors" for arm in SPECS)):
         (tmp_path / name).write_bytes(files[name])
-    for arm, spec in SPECS.items():
-        out = subprocess.run([sys.executable, "-I", "model.py", "--arm", arm], cwd=tmp_path,
-                             capture_output=True, text=True, timeout=300)  # fmt: skip
+
+    def run(*args):
+        out = subprocess.run(
+            [sys.executable, "-I", "model.py", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    every = run("--all")
+    assert list(every) == list(SPECS)
+    assert run("--arm", "projection") == every["projection"]
+    for arm, spec in SPECS.items():
         with torch.no_grad():
             expected = nets[arm](demo_input(spec.input_shape))
-        got = torch.tensor(json.loads(out.stdout))
+        got = torch.tensor(every[arm])
         assert got.shape == expected.shape == (2, spec.num_classes)
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=0, msg=arm)
 
@@ -155,14 +178,23 @@ def test_a_run_round_trips_through_export_and_import(small, tmp_path):
     target = RunStore(tmp_path)
     new = import_run(target, "bob", data)
     info, old = target.run(new), store.run(rid)
-    assert (info.owner, info.name, info.status, info.arms) == ("bob", old.name, "finished",
-                                                               old.arms)  # fmt: skip
+    assert (info.owner, info.name, info.status, info.arms) == (
+        "bob",
+        old.name,
+        "finished",
+        old.arms,
+    )
     assert (info.config, info.data, info.device) == (old.config, old.data, old.device)
     assert target.specs(new) == store.specs(rid)
     for arm in ("resnet20", "dense"):
         a, b = store.snapshot(rid, arm), target.snapshot(new, arm)
         assert (a.steps, a.evals, a.events, a.layers, a.param_names) == (
-            b.steps, b.evals, b.events, b.layers, b.param_names)  # fmt: skip
+            b.steps,
+            b.evals,
+            b.events,
+            b.layers,
+            b.param_names,
+        )
     net = build(SPECS["resnet20"], seed=99)
     load_checkpoint(target.checkpoint_path(new, "resnet20"), net)
     ref = nets["resnet20"].state_dict()
