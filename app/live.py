@@ -10,12 +10,13 @@ import time
 import streamlit as st
 
 from app import figures, services, state
+from app.plain import literal
 from core.jobs import ACTIVE, PAUSED, QUEUED, RUNNING, Command, JobError, JobInfo
 
 REFRESH_S = 1.0
 MAX_POINTS = 300
 MOVING = (QUEUED, RUNNING)  # what can change without a click on this page
-CHART_HEIGHT = 440  # two rows of charts beside the controls fit a projector's 1000 px
+CHART_HEIGHT = 440  # loss and gradient charts under the controls fit a 1280x720 screen
 RESUME_WAIT_S = 3.0  # a resumed run leaves "paused" within its worker's 0.2 s poll
 
 
@@ -33,21 +34,20 @@ def _eta(seconds: float | None) -> str:
 
 def status_line(info: JobInfo) -> None:
     """Status, progress bar with ETA and device, queue position, and the end message.
-    The run's name is plain text: a name is never read as Markdown."""
+    The run's name is escaped (`literal`): a name is never read as Markdown."""
+    name = literal(info.name)
     if info.status == QUEUED:
         st.info(
-            f"Number {info.queue_position} in the queue. It starts by itself when the runs "
-            "ahead of it finish.",
+            f"{name} is waiting: number {info.queue_position} in the queue. It starts by "
+            "itself when the runs ahead of it finish.",
             icon=":material/hourglass_top:",
         )
-        st.text(f"Waiting: {info.name}")
         return
-    label = f"{info.status} · step {info.step:,} of {info.total_steps:,}"
+    label = f"{name}: {info.status} · step {info.step:,} of {info.total_steps:,}"
     if info.status == RUNNING:
         label += f" · ETA {_eta(info.eta_seconds)} · {info.images_per_s:,.0f} images/s"
     if info.device:
         label += f" · on {info.device}"
-    st.text(info.name)
     st.progress(min(info.progress, 1.0), text=label)
     if info.status in ("failed", "diverged"):
         st.error(f"The run ended early: {info.message}", icon=":material/error:")
@@ -66,10 +66,9 @@ def _wait_resumed(job_id: str, owner: str) -> None:
         time.sleep(0.05)
 
 
-def controls(info: JobInfo, owner: str) -> None:
-    """Pause or resume, and stop."""
+def controls(info: JobInfo, owner: str, cols) -> None:
+    """Pause or resume, and stop, in the two columns `cols`."""
     mgr = services.job_manager()
-    cols = st.columns(2)
     try:
         if info.status == PAUSED:
             if cols[0].button("Resume", icon=":material/play_arrow:", key=f"resume_{info.id}"):
@@ -88,16 +87,16 @@ def controls(info: JobInfo, owner: str) -> None:
         st.warning(str(e))
 
 
-def learning_rate(info: JobInfo, owner: str) -> None:
-    """A new learning rate for every arm, from the next step on."""
-    cols = st.columns([3, 2], vertical_alignment="bottom")
+def learning_rate(info: JobInfo, owner: str, cols) -> None:
+    """A new learning rate for every arm from the next step on, in the two columns `cols`."""
     lr = cols[0].number_input(
         "New learning rate",
         value=None,
         min_value=1e-6,
         max_value=10.0,
         format="%g",
-        placeholder=f"now {info.config.lr:g} (base)",
+        placeholder=f"new lr (now {info.config.lr:g})",
+        label_visibility="collapsed",
         key=f"lr_{info.id}",
     )
     if cols[1].button("Apply", key=f"lr_apply_{info.id}", disabled=lr is None):
@@ -115,7 +114,7 @@ def _send_skip(job: str, owner: str, arm: str, block: int, key: str) -> None:
         state.set_live_error(str(e))
 
 
-def skip_switches(info: JobInfo, owner: str, *, per_row: int = 3) -> None:
+def skip_switches(info: JobInfo, owner: str, *, per_row: int = 5) -> None:
     """A toggle per residual block of each arm, live.
 
     Each toggle's key includes the block's live state (`state.skip_key`): when the run
@@ -125,27 +124,32 @@ def skip_switches(info: JobInfo, owner: str, *, per_row: int = 3) -> None:
     for arm, skips in info.skips.items():
         if not skips:
             continue
-        st.text(f"Skip connections of {arm} (from the next step)")
-        cols = st.columns(min(len(skips), per_row))
-        for n, (block, on) in enumerate(sorted(skips.items())):
-            key = state.skip_key(info.id, arm, block, on)
-            cols[n % len(cols)].toggle(
-                f"block {block}",
-                value=on,
-                key=key,
-                on_change=_send_skip,
-                args=(info.id, owner, arm, block, key),
-                disabled=info.status not in ACTIVE,
-            )
+        blocks = sorted(skips.items())
+        for first in range(0, len(blocks), per_row):  # the arm's name, then its toggles
+            cols = st.columns([2] + [1] * per_row, vertical_alignment="center")
+            if first == 0:
+                cols[0].caption(f"Skips of {literal(arm)} (live, from the next step):")
+            row = blocks[first : first + per_row]
+            for col, (block, on) in zip(cols[1 : 1 + len(row)], row, strict=True):
+                key = state.skip_key(info.id, arm, block, on)
+                col.toggle(
+                    f"block {block}",
+                    value=on,
+                    key=key,
+                    on_change=_send_skip,
+                    args=(info.id, owner, arm, block, key),
+                    disabled=info.status not in ACTIVE,
+                )
     error = state.pop_live_error()
     if error:
         st.warning(error)
 
 
 def _figures(info: JobInfo, snapshots: dict, key: str, log_y: bool, heat_arm: str) -> list:
-    """The panel's four figures, rebuilt only when the run has a new step (or the
-    reader changed the scale or the heatmap's arm); else the ones drawn last time."""
-    mark = (info.id, info.step, info.status, log_y, heat_arm, tuple(snapshots))
+    """The panel's four figures, rebuilt only when a log has a new record (its version)
+    or the reader changed the scale or the heatmap's arm; else the ones drawn last time."""
+    versions = tuple((arm, snap.version) for arm, snap in snapshots.items())
+    mark = (info.id, info.status, versions, log_y, heat_arm)
     drawn = state.drawn_charts(key)
     if drawn is not None and drawn[0] == mark:
         return drawn[1]
@@ -184,24 +188,20 @@ def charts(snapshots: dict, key: str, *, log_y: bool = False, info: JobInfo | No
 
 
 def _body(info: JobInfo, logs: dict, owner: str, key: str, editable: bool) -> None:
-    """Controls and skip toggles in a narrow column beside the charts, so a live-skip demo
-    needs no scrolling; a run that cannot be changed gets the whole width for charts."""
-    live = editable and info.active
-    if live:
-        side, main = st.columns([1, 3], gap="medium")
-        with side:
-            controls(info, owner)
-            learning_rate(info, owner)
-            log_y = st.toggle("Log scale for the loss", key=f"{key}_logy")
-            if info.skips:
-                skip_switches(info, owner)
+    """The live controls in two short rows directly above the charts (buttons, then the
+    skip toggles), so a live-skip demo needs no scrolling on a projector."""
+    if editable and info.active:
+        row = st.columns([1, 1, 2, 1, 2], vertical_alignment="center")
+        controls(info, owner, row[0:2])
+        learning_rate(info, owner, row[2:4])
+        log_y = row[4].toggle("Log scale for the loss", key=f"{key}_logy")
+        if info.skips:
+            skip_switches(info, owner)
     else:
-        main = st.container()
-        log_y = main.toggle("Log scale for the loss", key=f"{key}_logy")
+        log_y = st.toggle("Log scale for the loss", key=f"{key}_logy")
     snapshots = {arm: log.snapshot() for arm, log in logs.items()}
     if snapshots:
-        with main:
-            charts(snapshots, key, log_y=log_y, info=info)
+        charts(snapshots, key, log_y=log_y, info=info)
 
 
 def run_panel(job_id: str, *, key: str, editable: bool = True) -> None:

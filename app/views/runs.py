@@ -45,7 +45,6 @@ chosen = st.selectbox(
 )
 info = mgr.info(chosen, owner)
 logs = mgr.logs(chosen, owner)
-st.text(f"{chosen}: {info.name}")  # plain text: a name is never read as Markdown
 for arm, log in logs.items():  # one row per net, so each label is read whole
     snap = log.snapshot()
     stem = f"{exports.file_stem(chosen)}_{exports.file_stem(arm)}"

@@ -4,6 +4,7 @@ import streamlit as st
 
 from app import live, services, state
 from app.choices import DATASET_TITLES, DEFAULTS, SHORT_TITLES, SIZES
+from app.plain import literal
 from core.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from core.data import DataError, DataRequest
 from core.experiments import is_experiment
@@ -147,13 +148,16 @@ def _start(owner: str, spec: NetSpec, name: str, size: int, subset: int, config)
         st.error(f"Could not start: {started.error}", icon=":material/error:")
     else:
         state.set_active_job(started.job)
+        st.rerun()  # redrawn with the settings folded away, the run's charts on screen
 
 
 st.title("Train")
 owner = state.owner()
 spec = state.current_spec()
-st.text(f"Network: {spec.name}")  # plain text: a name is never read as Markdown
-st.caption(f"Change it on the Build page. This server trains on {describe_device(pick_device())}.")
+st.caption(  # the name escaped: a name is never read as Markdown
+    f"Network: {literal(spec.name)} (change it on the Build page). "
+    f"This server trains on {describe_device(pick_device())}."
+)
 job = _followed(owner)
 # Once a run exists the settings fold away, so its charts and controls fit the screen.
 with st.expander("New run: data and settings") if job else st.container():
