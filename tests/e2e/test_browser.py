@@ -182,6 +182,8 @@ def _reload_keeps_the_runs(page, token: str, run_text: str) -> None:
 def test_build_train_toggle_stop_in_a_real_browser(server, page, tmp_path):
     SHOTS = ROOT / os.environ[SHOTS_ENV] if os.environ.get(SHOTS_ENV) else tmp_path
     SHOTS.mkdir(exist_ok=True)
+    outside = []  # the app works offline: nothing is fetched from another host (the icon)
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(server) else None)
     page.goto(server)
     page.get_by_role("heading", name="Build a network").wait_for()
     token = until(lambda: _token(page), what="the owner token in the landing page's URL")
@@ -248,3 +250,4 @@ def test_build_train_toggle_stop_in_a_real_browser(server, page, tmp_path):
     page.get_by_role("tab", name="Gradient flow at init").click()
     page.locator('[data-testid="stPlotlyChart"] >> visible=true').first.wait_for()
     page.screenshot(path=str(SHOTS / "compare.png"), full_page=False)
+    assert [u for u in outside if not u.startswith(("data:", "blob:"))] == []
