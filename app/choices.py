@@ -53,3 +53,11 @@ DEGRADATION_STEPS = experiments.DEGRADATION_STEPS
 DEGRADATION_DATA = DATASET_TITLES[experiments.DEGRADATION_DATA]
 INIT_DEPTHS = (8, 14, 20, 32, 56, 110)  # 6n+2, the depths He et al. trained on CIFAR
 INIT_ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu")
+# The Compare page's tabs; the live one shows the running experiment (and is opened for it).
+RACE_TAB, DEGRADATION_TAB, LIVE_TAB = (
+    "Race: plain vs residual",
+    "Degradation (He et al. Fig. 1)",
+    "Live experiment",
+)
+OVERLAY_TAB, INIT_TAB = "Overlay runs", "Gradient flow at init"
+COMPARE_TABS = (RACE_TAB, DEGRADATION_TAB, LIVE_TAB, OVERLAY_TAB, INIT_TAB)

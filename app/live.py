@@ -194,11 +194,11 @@ def _body(info: JobInfo, logs: dict, owner: str, key: str, editable: bool) -> No
         row = st.columns([1, 1, 2, 1, 2], vertical_alignment="center")
         controls(info, owner, row[0:2])
         learning_rate(info, owner, row[2:4])
-        log_y = row[4].toggle("Log scale for the loss", key=f"{key}_logy")
+        log_y = row[4].toggle("Log scale for the loss", key=state.log_scale_key(key))
         if info.skips:
             skip_switches(info, owner)
     else:
-        log_y = st.toggle("Log scale for the loss", key=f"{key}_logy")
+        log_y = st.toggle("Log scale for the loss", key=state.log_scale_key(key))
     snapshots = {arm: log.snapshot() for arm, log in logs.items()}
     if snapshots:
         charts(snapshots, key, log_y=log_y, info=info)

@@ -129,6 +129,11 @@ def skip_key(job: str, arm: str, block: int, on: bool) -> str:
     return f"skip_{job}_{arm}_{block}_{on}"
 
 
+def log_scale_key(panel: str) -> str:
+    """The live panel `panel`'s toggle for a log loss axis."""
+    return f"{panel}_logy"
+
+
 def toggled(key: str) -> bool:
     """The value of the toggle `key` (in its on_change callback)."""
     return bool(st.session_state[key])

@@ -9,15 +9,6 @@ from core import experiments
 from core.analysis import depth_sweep
 from core.jobs import ACTIVE
 
-LIVE_TAB = "Live experiment"
-TABS = (
-    "Race: plain vs residual",
-    "Degradation (He et al. Fig. 1)",
-    LIVE_TAB,
-    "Overlay runs",
-    "Gradient flow at init",
-)
-
 
 def _start(owner: str, experiment: experiments.Experiment) -> None:
     """Queue the experiment; show it in its own tab, or say why it cannot start."""
@@ -28,7 +19,7 @@ def _start(owner: str, experiment: experiments.Experiment) -> None:
         st.error(f"Could not start: {started.error}", icon=":material/error:")
         return
     state.set_compare_job(started.job)
-    state.open_tab(state.COMPARE_TAB, LIVE_TAB)
+    state.open_tab(state.COMPARE_TAB, choices.LIVE_TAB)
     st.rerun()
 
 
@@ -145,8 +136,8 @@ owner = state.owner()
 job = _followed(owner)
 state.apply_open_tab(state.COMPARE_TAB)
 race, degrade, running, overlay, init = st.tabs(
-    TABS,  # a reload finds the running experiment open in its own tab
-    default=LIVE_TAB if job else None,
+    choices.COMPARE_TABS,  # a reload finds the running experiment open in its own tab
+    default=choices.LIVE_TAB if job else None,
     key=state.COMPARE_TAB,
     on_change="rerun",
 )
@@ -160,4 +151,5 @@ with running:
 with overlay:
     overlay_tab(owner)
 with init:
-    init_tab()
+    if init.open is not False:  # measured only when looked at: seconds of CPU per visit
+        init_tab()

@@ -8,7 +8,7 @@ import re
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import live, services, state
+from app import choices, live, services, state
 from app.plain import literal
 from core import experiments
 from core.config import TrainConfig
@@ -98,7 +98,9 @@ def test_figures_are_reused_while_the_run_has_no_new_step(finished_run):
     at.run()
     again = at.session_state[state.LIVE_CHARTS]["train"][1]
     assert all(a is b for a, b in zip(again, drawn, strict=True))
-    at.toggle(key="train_logy").set_value(True).run()  # the reader's choice: rebuilt
+    at.toggle(key=state.log_scale_key("train")).set_value(
+        True
+    ).run()  # the reader's choice: rebuilt
     rebuilt = at.session_state[state.LIVE_CHARTS]["train"][1]
     assert rebuilt[0] is not drawn[0] and rebuilt[0].layout.yaxis.type == "log"
 
@@ -151,7 +153,7 @@ def test_compare_finds_its_running_experiment_after_a_reload(long_run):
         at.run()
         assert not at.exception
         assert at.session_state[state.COMPARE_JOB] == job
-        assert at.session_state[state.COMPARE_TAB] == "Live experiment"
+        assert at.session_state[state.COMPARE_TAB] == choices.LIVE_TAB
         shown = [*_progress(at), *(str(i.value) for i in at.info)]
         assert any("Race: 8 layers, narrow" in text for text in shown)
     finally:
@@ -162,6 +164,7 @@ def test_compare_finds_its_running_experiment_after_a_reload(long_run):
 def test_compare_states_what_the_gradient_sweep_measured():
     at = page("compare")
     at.session_state[state.INIT_DEPTHS] = [8, 20]
+    at.session_state[state.COMPARE_TAB] = choices.INIT_TAB
     at.run()
     assert not at.exception
     found = [m.value for m in at.markdown if str(m.value).startswith("**Measured:**")]

@@ -1,6 +1,6 @@
 """Each view on its own, jumped to a state through session_state (a finished run)."""
 
-from app import services, state
+from app import choices, services, state
 from core.presets import PRESETS
 from core.spec import NetSpec, PoolSpec
 from tests.app.conftest import OWNER, page
@@ -83,8 +83,11 @@ def test_compare_view_overlays_runs_and_measures_gradient_flow(finished_run):
     assert not at.exception
     picked = at.multiselect(key=state.OVERLAY_PICK).value
     assert (finished_run, "Plain-8") in picked
-    titles = [c.proto.spec for c in at.get("plotly_chart")]
-    assert len(titles) >= 2 + 4  # gradient flow at init (2) + overlay charts (4)
+    assert len(at.get("plotly_chart")) == 4  # the overlay; gradient flow waits for its tab
+    at.session_state[state.COMPARE_TAB] = choices.INIT_TAB
+    at.run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 4 + 2  # overlay charts (4) + gradient flow (2)
 
 
 def test_compare_view_races_twins(finished_run):
@@ -95,6 +98,7 @@ def test_compare_view_races_twins(finished_run):
     next(b for b in at.button if b.label == "Race them").click().run()
     assert not at.exception
     job = at.session_state[state.COMPARE_JOB]
+    assert at.session_state[state.COMPARE_TAB] == choices.LIVE_TAB  # shown in its own tab
     mgr = services.job_manager()
     info = mgr.info(job, OWNER)
     assert info.arms == ("Plain-8", "ResNet-8")
