@@ -86,7 +86,11 @@ def test_a_running_run_is_polled_and_a_paused_one_is_not(long_run, auto_reruns):
     at.run()
     assert not at.exception
     assert auto_reruns == []
-    assert [b.label for b in at.button if b.label == "Resume"] == ["Resume"]
+    resume = next(b for b in at.button if b.label == "Resume")
+    resume.click().run()  # the page waits for the worker, then polls again
+    assert not at.exception
+    assert mgr.info(long_run, OWNER).status == RUNNING
+    assert auto_reruns == [live.REFRESH_S]
 
 
 def test_figures_are_reused_while_the_run_has_no_new_step(finished_run):
