@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 
 # The look lives in app.style; FONT_SIZE, GREY, TICK_SIZE and style are also read from
 # here by app.diagram and app.attribution_figures (until they import app.style).
+from app.markers import add_events, collect_events
 from app.style import (  # noqa: F401
     BANDS,
     DASHES,
@@ -38,7 +39,7 @@ from app.style import (  # noqa: F401
     thin,
     waiting,
 )
-from core.telemetry import Event, Snapshot, StepRecord
+from core.telemetry import Snapshot, StepRecord
 
 if TYPE_CHECKING:  # core.analysis pulls in the trainer; figures only read its records
     from core.analysis import GradFlow, SweepPoint
@@ -47,81 +48,6 @@ if TYPE_CHECKING:  # core.analysis pulls in the trainer; figures only read its r
 def figure_bytes(fig: go.Figure) -> int:
     """Size in bytes of the JSON the browser receives for `fig`."""
     return len(fig.to_json().encode("utf-8"))
-
-
-# --- event markers -----------------------------------------------------------------------
-
-
-def _collect_events(snapshots: dict[str, Snapshot]) -> list[tuple[Event, list[str]]]:
-    """Skip and lr events of all arms, one per (step, kind, detail), with the arms it hit."""
-    seen: dict[tuple[int, str, str], list[str]] = {}
-    for arm, snap in snapshots.items():
-        for e in snap.events:
-            if e.kind in EVENT_STYLES:
-                seen.setdefault((e.step, e.kind, e.detail), []).append(arm)
-    events = sorted(seen.items(), key=lambda kv: kv[0][0])[-MAX_EVENTS:]
-    return [(Event(step, kind, detail), arms) for (step, kind, detail), arms in events]
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
-
-
-def _add_events(fig: go.Figure, events: list[tuple[Event, list[str]]], n_arms: int) -> None:
-    """Each event as a labelled vertical line (white halo, so it shows on a heatmap too)
-    and a hoverable marker at its top, on a hidden 0-1 axis laid over the plot."""
-    shapes, notes = [], []
-    for event, _ in events:
-        _, colour, dash = EVENT_STYLES[event.kind]
-        line = {"type": "line", "x0": event.step, "x1": event.step, "xref": "x"}
-        line |= {"y0": 0, "y1": 1, "yref": "paper", "layer": "above"}
-        shapes.append(line | {"name": "event-halo", "line": {"color": "white", "width": 6}})
-        style = {"color": colour, "width": 2.5, "dash": dash}
-        shapes.append(line | {"name": f"event:{event.kind}", "line": style})
-        notes.append(  # reads downwards, just left of the line, on a light backing
-            {
-                "x": event.step,
-                "y": 0.98,
-                "xref": "x",
-                "yref": "paper",
-                "text": _short(event.detail),
-                "name": f"event:{event.kind}",
-                "textangle": -90,
-                "xanchor": "right",
-                "yanchor": "top",
-                "showarrow": False,
-                "bgcolor": "rgba(255,255,255,0.85)",
-                "font": {"size": TICK_SIZE, "color": colour},
-            }
-        )
-    # One assignment each: add_shape/add_annotation one by one is quadratic in plotly.
-    fig.update_layout(
-        shapes=[*fig.layout.shapes, *shapes], annotations=[*fig.layout.annotations, *notes]
-    )
-    for kind, (name, colour, _) in EVENT_STYLES.items():
-        hits = [(e, arms) for e, arms in events if e.kind == kind]
-        if not hits:
-            continue
-        fig.add_trace(
-            go.Scatter(
-                x=[e.step for e, _ in hits],
-                y=[1.0] * len(hits),
-                yaxis="y2",
-                mode="markers",
-                name=name,
-                marker={"symbol": "triangle-down", "size": 16, "color": colour},
-                cliponaxis=False,
-                hovertext=[
-                    f"step {e.step:,}: {e.detail}" + (f" ({', '.join(a)})" if n_arms > 1 else "")
-                    for e, a in hits
-                ],
-                hovertemplate="%{hovertext}<extra></extra>",
-            )
-        )
-    if events:
-        fig.update_layout(
-            yaxis2={"overlaying": "y", "range": [0, 1], "visible": False, "fixedrange": True}
-        )
 
 
 # --- 1. training curves ------------------------------------------------------------------
@@ -159,7 +85,7 @@ def curves_figure(
         snap = snapshots[arm]
         _add_curve(fig, arm, snap.downsample(max_points), metric, scale, fmt, colour)
         _add_validation(fig, arm, snap, metric, scale, fmt, colour, family, max_points)
-    _add_events(fig, _collect_events(snapshots), len(snapshots))
+    add_events(fig, collect_events(snapshots), len(snapshots))
     fig.update_xaxes(title_text="step (optimizer steps)", rangemode="tozero")
     fig.update_yaxes(title_text=y_title + (" (log scale)" if log_y else ""))
     if log_y:
@@ -218,6 +144,10 @@ def grad_depth_figure(
 ) -> go.Figure:
     """Per-layer gradient L2 norm against depth (input left), one line per arm.
 
+    Arms with the same layers share a layer axis; arms of different depth (20 and 56
+    layers) share a relative-depth axis instead (0 = input side, 1 = output side), as in
+    the gradient flow at init, so no net's layers land in the middle of another's.
+
     Args:
         snapshots: arm name -> snapshot.
         step: the logged step to show (the last one at or before it); None: the latest.
@@ -226,31 +156,37 @@ def grad_depth_figure(
     live = {arm: s for arm, s in snapshots.items() if s.steps}
     if not live:
         return waiting(title)
+    relative = len({s.layers for s in live.values()}) > 1
     fig = go.Figure()
-    order: list[str] = []
     shown_steps = set()
     for arm, (colour, family) in arm_colours(live).items():
         snap = live[arm]
         record = _record_at(snap, step)
         shown_steps.add(record.step)
-        order += [name for name in snap.layers if name not in order]
+        n = len(snap.layers)
         fig.add_trace(
             go.Scatter(
-                x=list(snap.layers),
+                x=(np.linspace(0.0, 1.0, n) if n > 1 else [0.0]) if relative else list(snap.layers),
                 y=positive(record.grad_norms),
                 mode="lines+markers",
                 name=arm,
                 line={"color": colour, "width": 3},
                 marker={"color": colour, "size": 9, "symbol": SYMBOLS[family]},
-                hovertemplate=f"{arm}, step {record.step:,}<br>%{{x}}: %{{y:.2e}}<extra></extra>",
+                hovertext=list(snap.layers),
+                hovertemplate=f"{arm}, step {record.step:,}<br>%{{hovertext}}: %{{y:.2e}}"
+                "<extra></extra>",
             )
         )
-    fig.update_xaxes(
-        title_text="layer (input → output)",
-        type="category",
-        categoryorder="array",
-        categoryarray=order,
-    )
+    if relative:
+        fig.update_xaxes(title_text="relative depth (0 = input side, 1 = output side)")
+    else:
+        layers = next(iter(live.values())).layers
+        fig.update_xaxes(
+            title_text="layer (input → output)",
+            type="category",
+            categoryorder="array",
+            categoryarray=list(layers),
+        )
     fig.update_yaxes(title_text="gradient L2 norm (log scale)", type="log", exponentformat="power")
     when = f"step {shown_steps.pop():,}" if len(shown_steps) == 1 else "the chosen step"
     return style(fig, f"{title} at {when}", height=height)
@@ -292,7 +228,7 @@ def grad_heatmap(snapshot: Snapshot, *, max_points: int = 200) -> go.Figure:
             name="gradient norm",
         )
     )
-    _add_events(fig, _collect_events({"run": snapshot}), 1)
+    add_events(fig, collect_events({"run": snapshot}), 1)
     fig.update_xaxes(title_text="step (optimizer steps)")
     fig.update_yaxes(
         title_text="layer (input at the bottom)",

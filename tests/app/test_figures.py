@@ -109,7 +109,7 @@ def resnet110_run():
 
 def test_figures_import_without_streamlit():
     code = (
-        "import sys, app.figures, app.style, app.exports, app.plain; "
+        "import sys, app.figures, app.style, app.markers, app.exports, app.plain; "
         "assert 'streamlit' not in sys.modules, 'streamlit imported'"
     )
     done = subprocess.run(
@@ -198,6 +198,18 @@ def test_grad_depth_is_the_latest_or_chosen_record_over_layers(twins):
     np.testing.assert_allclose(trace(at, "arm A").y, twins["arm A"].steps[16].grad_norms)
     assert "17" in at.layout.title.text
     assert is_orange(trace(fig, "arm A").line.color) and is_blue(trace(fig, "arm B").line.color)
+
+
+def test_grad_depth_of_nets_of_different_depth_shares_a_relative_depth_axis():
+    shallow = make_snapshot(layers=("stem", "blocks.0", "head"))
+    deep = make_snapshot(layers=LAYERS_110)
+    fig = figures.grad_depth_figure({"ResNet-8": shallow, "ResNet-110": deep})
+    a, b = trace(fig, "ResNet-8"), trace(fig, "ResNet-110")
+    np.testing.assert_allclose(a.x, [0.0, 0.5, 1.0])
+    np.testing.assert_allclose(b.x, np.linspace(0, 1, 56))
+    assert list(b.hovertext) == list(LAYERS_110)  # the layer names stay in the hover
+    assert fig.layout.xaxis.type != "category"
+    assert fig.layout.xaxis.title.text.startswith("relative depth (0 = input side")
 
 
 def test_grad_depth_leaves_a_gap_for_zero_norms():
