@@ -61,3 +61,16 @@ RACE_TAB, DEGRADATION_TAB, LIVE_TAB = (
 )
 OVERLAY_TAB, INIT_TAB = "Overlay runs", "Gradient flow at init"
 COMPARE_TABS = (RACE_TAB, DEGRADATION_TAB, LIVE_TAB, OVERLAY_TAB, INIT_TAB)
+
+# Human labels for the settings' identifiers (the identifiers stay in the saved JSON).
+OPTIMIZER_LABELS = {
+    "sgd": "SGD with momentum (He et al.)",
+    "adam": "Adam",
+    "adamw": "AdamW (Adam, decoupled weight decay)",
+}
+SCHEDULE_LABELS = {
+    "constant": "constant",
+    "step": "steps: ÷10 at 50% and 75% of the run (He et al.)",
+    "cosine": "cosine: smoothly down to 0",
+    "onecycle": "one cycle: up for 30%, then down (Smith 2018)",
+}

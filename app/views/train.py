@@ -3,7 +3,14 @@
 import streamlit as st
 
 from app import live, services, state
-from app.choices import DATASET_TITLES, DEFAULTS, SHORT_TITLES, SIZES
+from app.choices import (
+    DATASET_TITLES,
+    DEFAULTS,
+    OPTIMIZER_LABELS,
+    SCHEDULE_LABELS,
+    SHORT_TITLES,
+    SIZES,
+)
 from app.plain import literal
 from core.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from core.data import DataError, DataRequest
@@ -75,61 +82,65 @@ def _data() -> tuple[str, int, int]:
     return name, size, int(subset)
 
 
+def _optimisation(name: str, v: dict) -> None:
+    """The first two rows of the form: optimizer, learning rate, budget, schedule."""
+    d, k = DEFAULTS[name], lambda setting: state.train_setting_key(setting, name)
+    r1 = st.columns(4)
+    v["optimizer"] = r1[0].selectbox(
+        "Optimizer", OPTIMIZERS, OPTIMIZERS.index(d.optimizer), format_func=OPTIMIZER_LABELS.get
+    )
+    v["lr"] = r1[1].number_input(
+        "Learning rate", value=d.lr, min_value=1e-6, max_value=10.0, format="%g", key=k("lr")
+    )
+    v["epochs"] = r1[2].number_input(
+        "Epochs", value=d.epochs, min_value=1, max_value=1000, key=k("epochs")
+    )
+    v["batch_size"] = r1[3].number_input(
+        "Batch size", value=d.batch_size, min_value=1, max_value=4096, key=k("batch")
+    )
+    r2 = st.columns(4)
+    v["schedule"] = r2[0].selectbox(
+        "Schedule",
+        SCHEDULES,
+        index=SCHEDULES.index(d.schedule),
+        format_func=SCHEDULE_LABELS.get,
+        key=k("schedule"),
+    )
+    v["warmup_steps"] = r2[1].number_input(
+        "Warm-up steps", value=d.warmup_steps, min_value=0, key=k("warmup")
+    )
+    v["weight_decay"] = r2[2].number_input(
+        "Weight decay", value=d.weight_decay, min_value=0.0, max_value=0.1, format="%g", key=k("wd")
+    )
+    v["seed"] = r2[3].number_input("Seed", value=0, min_value=0, key=state.SEED)
+
+
 def _settings(name: str) -> tuple[TrainConfig, bool]:
     """The training settings form, starting from the dataset's defaults; and whether
     Start was pressed."""
-    d, k = DEFAULTS[name], lambda setting: state.train_setting_key(setting, name)
+    d = DEFAULTS[name]
+    v: dict = {}
     with st.form("train_settings"):
-        r1 = st.columns(4)
-        optimizer = r1[0].selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(d.optimizer))
-        lr = r1[1].number_input(
-            "Learning rate", value=d.lr, min_value=1e-6, max_value=10.0, format="%g", key=k("lr")
-        )
-        epochs = r1[2].number_input(
-            "Epochs", value=d.epochs, min_value=1, max_value=1000, key=k("epochs")
-        )
-        batch = r1[3].number_input(
-            "Batch size", value=d.batch_size, min_value=1, max_value=4096, key=k("batch")
-        )
-        r2 = st.columns(4)
-        schedule = r2[0].selectbox(
-            "Schedule", SCHEDULES, index=SCHEDULES.index(d.schedule), key=k("schedule")
-        )
-        warmup = r2[1].number_input(
-            "Warm-up steps", value=d.warmup_steps, min_value=0, key=k("warmup")
-        )
-        decay = r2[2].number_input(
-            "Weight decay",
-            value=d.weight_decay,
-            min_value=0.0,
-            max_value=0.1,
-            format="%g",
-            key=k("wd"),
-        )
-        seed = r2[3].number_input("Seed", value=0, min_value=0, key=state.SEED)
+        _optimisation(name, v)
         r3 = st.columns(4)
-        momentum = r3[0].number_input(
+        v["momentum"] = r3[0].number_input(
             "Momentum (SGD)", value=d.momentum, min_value=0.0, max_value=0.999
         )
-        augment = r3[1].toggle("Augment (crop + flip)", value=d.augment, key=k("augment"))
-        smoothing = r3[2].number_input("Label smoothing", value=0.0, min_value=0.0, max_value=0.5)
+        v["augment"] = r3[1].toggle(
+            "Augment (crop + flip)",
+            value=d.augment,
+            key=state.train_setting_key("augment", name),
+        )
+        v["label_smoothing"] = r3[2].number_input(
+            "Label smoothing", value=0.0, min_value=0.0, max_value=0.5
+        )
         start = st.form_submit_button(
             "Start training", icon=":material/play_arrow:", type="primary"
         )
-    config = TrainConfig(
-        optimizer=optimizer,
-        lr=float(lr),
-        momentum=float(momentum),
-        weight_decay=float(decay),
-        schedule=schedule,
-        warmup_steps=int(warmup),
-        batch_size=int(batch),
-        epochs=int(epochs),
-        label_smoothing=float(smoothing),
-        seed=int(seed),
-        augment=augment,
-    )
-    return config, start
+    floats = ("lr", "momentum", "weight_decay", "label_smoothing")
+    ints = ("epochs", "batch_size", "warmup_steps", "seed")
+    v |= {f: float(v[f]) for f in floats} | {f: int(v[f]) for f in ints}
+    return TrainConfig(**v), start
 
 
 def _start(owner: str, spec: NetSpec, name: str, size: int, subset: int, config) -> None:

@@ -28,6 +28,9 @@ def test_train_view_starts_a_run_on_built_in_data():
     at.run()
     at.selectbox(key=state.train_setting_key("train_size", "shapes")).set_value(16)
     at.number_input(key=state.train_setting_key("epochs", "shapes")).set_value(1)
+    schedule = at.selectbox(key=state.train_setting_key("schedule", "shapes"))
+    assert schedule.options[2] == "cosine: smoothly down to 0"  # a label, not the identifier
+    assert schedule.value == "cosine"  # the Shapes default, as the config stores it
     at.button[0].click().run()  # the form's Start button
     assert not at.exception, at.exception
     job = at.session_state[state.ACTIVE_JOB]
