@@ -1,15 +1,28 @@
-"""The live view of one run: status, progress with ETA or queue position, controls, and
-charts polled from immutable snapshots in a fragment (no full-page rerun per tick)."""
+"""The live view of one run: status, progress with ETA or queue position, controls beside
+the charts, and charts polled from immutable snapshots in a fragment (no full-page rerun
+per tick). A run that is not moving (paused, finished, stopped, failed) is not polled,
+and a poll that finds no new step redraws the charts it already built."""
 
 from __future__ import annotations
+
+import time
 
 import streamlit as st
 
 from app import figures, services, state
-from core.jobs import ACTIVE, PAUSED, QUEUED, Command, JobError, JobInfo
+from app.plain import literal
+from core.jobs import ACTIVE, PAUSED, QUEUED, RUNNING, Command, JobError, JobInfo
 
 REFRESH_S = 1.0
 MAX_POINTS = 300
+MOVING = (QUEUED, RUNNING)  # what can change without a click on this page
+CHART_HEIGHT = 440  # loss and gradient charts under the controls fit a 1280x720 screen
+RESUME_WAIT_S = 3.0  # a resumed run leaves "paused" within its worker's 0.2 s poll
+
+
+def refresh_every(info: JobInfo) -> float | None:
+    """Seconds between polls of a run's panel: none while nothing can change by itself."""
+    return REFRESH_S if info.status in MOVING else None
 
 
 def _eta(seconds: float | None) -> str:
@@ -20,20 +33,22 @@ def _eta(seconds: float | None) -> str:
 
 
 def status_line(info: JobInfo) -> None:
-    """Status, progress bar with ETA, queue position, device, and the end message."""
+    """Status, progress bar with ETA and device, queue position, and the end message.
+    The run's name is escaped (`literal`): a name is never read as Markdown."""
+    name = literal(info.name)
     if info.status == QUEUED:
         st.info(
-            f"**{info.name}** is waiting: number {info.queue_position} in the queue. It starts "
-            "by itself when the runs ahead of it finish.",
+            f"{name} is waiting: number {info.queue_position} in the queue. It starts by "
+            "itself when the runs ahead of it finish.",
             icon=":material/hourglass_top:",
         )
         return
-    label = f"{info.name}: {info.status} · step {info.step:,} of {info.total_steps:,}"
-    if info.status in ACTIVE:
+    label = f"{name}: {info.status} · step {info.step:,} of {info.total_steps:,}"
+    if info.status == RUNNING:
         label += f" · ETA {_eta(info.eta_seconds)} · {info.images_per_s:,.0f} images/s"
-    st.progress(min(info.progress, 1.0), text=label)
     if info.device:
-        st.caption(f"{'Training' if info.status in ACTIVE else 'Trained'} on {info.device}.")
+        label += f" · on {info.device}"
+    st.progress(min(info.progress, 1.0), text=label)
     if info.status in ("failed", "diverged"):
         st.error(f"The run ended early: {info.message}", icon=":material/error:")
     elif info.status == "stopped":
@@ -42,13 +57,24 @@ def status_line(info: JobInfo) -> None:
         st.success("Finished. Open it again any time from the Runs page.")
 
 
-def controls(info: JobInfo, owner: str) -> None:
+def _wait_resumed(job_id: str, owner: str) -> None:
+    """Until the worker has taken the resume (at most a few seconds), so the page that
+    reruns next sees a moving run and polls it again."""
     mgr = services.job_manager()
-    cols = st.columns([1, 1, 3])
+    deadline = time.monotonic() + RESUME_WAIT_S
+    while time.monotonic() < deadline and mgr.info(job_id, owner).status == PAUSED:
+        time.sleep(0.05)
+
+
+def controls(info: JobInfo, owner: str, cols) -> None:
+    """Pause or resume, and stop, in the two columns `cols`."""
+    mgr = services.job_manager()
     try:
         if info.status == PAUSED:
             if cols[0].button("Resume", icon=":material/play_arrow:", key=f"resume_{info.id}"):
                 mgr.send(info.id, owner, Command("resume"))
+                _wait_resumed(info.id, owner)
+                st.rerun(scope="app")  # polling starts again
         elif info.status in ACTIVE and cols[0].button(
             "Pause", icon=":material/pause:", key=f"pause_{info.id}", disabled=info.status == QUEUED
         ):
@@ -61,84 +87,125 @@ def controls(info: JobInfo, owner: str) -> None:
         st.warning(str(e))
 
 
-def skip_switches(info: JobInfo, owner: str) -> None:
-    """A toggle per residual block of each arm, live; and the learning rate.
-
-    Each toggle's key includes the block's live state: when the run applies a switch,
-    a fresh toggle shows the new state. Nothing writes a toggle's state from the server,
-    so a click can never race a refresh and be undone.
-    """
-    mgr = services.job_manager()
-
-    def send(arm: str, block: int, key: str) -> None:
-        try:
-            mgr.send(
-                info.id, owner, Command("skip", block=block, on=st.session_state[key], arm=arm)
-            )
-        except JobError as e:
-            st.session_state["live_error"] = str(e)
-
-    for arm, skips in info.skips.items():
-        if not skips:
-            continue
-        st.markdown(f"**Skip connections of {arm}** (take effect at the next step)")
-        cols = st.columns(min(len(skips), 8))
-        for n, (block, on) in enumerate(sorted(skips.items())):
-            key = f"skip_{info.id}_{arm}_{block}_{on}"
-            cols[n % len(cols)].toggle(
-                f"block {block}",
-                value=on,
-                key=key,
-                on_change=send,
-                args=(arm, block, key),
-                disabled=info.status not in ACTIVE,
-            )
-    lr_cols = st.columns([2, 1, 3])
-    lr = lr_cols[0].number_input(
+def learning_rate(info: JobInfo, owner: str, cols) -> None:
+    """A new learning rate for every arm from the next step on, in the two columns `cols`."""
+    lr = cols[0].number_input(
         "New learning rate",
         value=None,
         min_value=1e-6,
         max_value=10.0,
         format="%g",
-        placeholder=f"now {info.config.lr:g} (base)",
+        placeholder=f"new lr (now {info.config.lr:g})",
+        label_visibility="collapsed",
         key=f"lr_{info.id}",
     )
-    if lr_cols[1].button("Apply", key=f"lr_apply_{info.id}", disabled=lr is None):
+    if cols[1].button("Apply", key=f"lr_apply_{info.id}", disabled=lr is None):
         try:
-            mgr.send(info.id, owner, Command("lr", value=float(lr)))
+            services.job_manager().send(info.id, owner, Command("lr", value=float(lr)))
         except JobError as e:
             st.warning(str(e))
-    if "live_error" in st.session_state:
-        st.warning(st.session_state.pop("live_error"))
 
 
-def charts(snapshots: dict, key: str, *, log_y: bool = False) -> None:
-    """Loss and accuracy, gradient norm against depth, and the depth x step heatmap."""
-    a, b = st.columns(2)
-    a.plotly_chart(
-        figures.curves_figure(snapshots, "loss", log_y=log_y, max_points=MAX_POINTS),
-        key=f"{key}_loss",
-        width="stretch",
-    )
-    b.plotly_chart(
-        figures.curves_figure(snapshots, "accuracy", max_points=MAX_POINTS),
-        key=f"{key}_acc",
-        width="stretch",
-    )
-    c, d = st.columns(2)
-    c.plotly_chart(figures.grad_depth_figure(snapshots), key=f"{key}_depth", width="stretch")
-    arm = (
-        next(iter(snapshots))
-        if len(snapshots) == 1
-        else d.selectbox("Heatmap of", list(snapshots), key=f"{key}_heat_arm")
-    )
-    d.plotly_chart(
-        figures.grad_heatmap(snapshots[arm], max_points=200), key=f"{key}_heat", width="stretch"
-    )
+def _send_skip(job: str, owner: str, arm: str, block: int, key: str) -> None:
+    try:
+        command = Command("skip", block=block, on=state.toggled(key), arm=arm)
+        services.job_manager().send(job, owner, command)
+    except JobError as e:
+        state.set_live_error(str(e))
+
+
+def skip_switches(info: JobInfo, owner: str, *, per_row: int = 5) -> None:
+    """A toggle per residual block of each arm, live.
+
+    Each toggle's key includes the block's live state (`state.skip_key`): when the run
+    applies a switch, a fresh toggle shows the new state. Nothing writes a toggle's state
+    from the server, so a click can never race a refresh and be undone.
+    """
+    for arm, skips in info.skips.items():
+        if not skips:
+            continue
+        blocks = sorted(skips.items())
+        for first in range(0, len(blocks), per_row):  # the arm's name, then its toggles
+            cols = st.columns([2] + [1] * per_row, vertical_alignment="center")
+            if first == 0:
+                cols[0].caption(f"Skips of {literal(arm)} (live, from the next step):")
+            row = blocks[first : first + per_row]
+            for col, (block, on) in zip(cols[1 : 1 + len(row)], row, strict=True):
+                key = state.skip_key(info.id, arm, block, on)
+                col.toggle(
+                    f"block {block}",
+                    value=on,
+                    key=key,
+                    on_change=_send_skip,
+                    args=(info.id, owner, arm, block, key),
+                    disabled=info.status not in ACTIVE,
+                )
+    error = state.pop_live_error()
+    if error:
+        st.warning(error)
+
+
+def _figures(info: JobInfo, snapshots: dict, key: str, log_y: bool, heat_arm: str) -> list:
+    """The panel's four figures, rebuilt only when a log has a new record (its version)
+    or the reader changed the scale or the heatmap's arm; else the ones drawn last time."""
+    versions = tuple((arm, snap.version) for arm, snap in snapshots.items())
+    mark = (info.id, info.status, versions, log_y, heat_arm)
+    drawn = state.drawn_charts(key)
+    if drawn is not None and drawn[0] == mark:
+        return drawn[1]
+    h = CHART_HEIGHT
+    built = [
+        figures.curves_figure(snapshots, "loss", log_y=log_y, max_points=MAX_POINTS, height=h),
+        figures.grad_depth_figure(snapshots, height=h),
+        figures.curves_figure(snapshots, "accuracy", max_points=MAX_POINTS, height=h),
+        figures.grad_heatmap(snapshots[heat_arm], max_points=200),
+    ]
+    state.set_drawn_charts(key, mark, built)
+    return built
+
+
+def charts(snapshots: dict, key: str, *, log_y: bool = False, info: JobInfo | None = None):
+    """Loss and gradient norm against depth first (the two a demo needs), then accuracy
+    and the depth x step heatmap. With `info`, figures are reused while nothing is new."""
+    arms = list(snapshots)
+    heat_arm = arms[0]
+    if len(arms) > 1:
+        heat_arm = st.selectbox("Heatmap of", arms, key=f"{key}_heat_arm")
+    if info is not None:
+        figs = _figures(info, snapshots, key, log_y, heat_arm)
+    else:
+        figs = [
+            figures.curves_figure(snapshots, "loss", log_y=log_y, max_points=MAX_POINTS),
+            figures.grad_depth_figure(snapshots),
+            figures.curves_figure(snapshots, "accuracy", max_points=MAX_POINTS),
+            figures.grad_heatmap(snapshots[heat_arm], max_points=200),
+        ]
+    names = ("loss", "depth", "acc", "heat")
+    for row in (0, 2):
+        cols = st.columns(2)
+        for col, fig, name in zip(cols, figs[row : row + 2], names[row : row + 2], strict=True):
+            col.plotly_chart(fig, key=f"{key}_{name}", width="stretch")
+
+
+def _body(info: JobInfo, logs: dict, owner: str, key: str, editable: bool) -> None:
+    """The live controls in two short rows directly above the charts (buttons, then the
+    skip toggles), so a live-skip demo needs no scrolling on a projector."""
+    if editable and info.active:
+        row = st.columns([1, 1, 2, 1, 2], vertical_alignment="center")
+        controls(info, owner, row[0:2])
+        learning_rate(info, owner, row[2:4])
+        log_y = row[4].toggle("Log scale for the loss", key=state.log_scale_key(key))
+        if info.skips:
+            skip_switches(info, owner)
+    else:
+        log_y = st.toggle("Log scale for the loss", key=state.log_scale_key(key))
+    snapshots = {arm: log.snapshot() for arm, log in logs.items()}
+    if snapshots:
+        charts(snapshots, key, log_y=log_y, info=info)
 
 
 def run_panel(job_id: str, *, key: str, editable: bool = True) -> None:
-    """Everything about one run; polls once a second while the run is active."""
+    """Everything about one run; polls once a second while the run can move by itself."""
     owner = state.owner()
     mgr = services.job_manager()
     try:
@@ -147,7 +214,7 @@ def run_panel(job_id: str, *, key: str, editable: bool = True) -> None:
         st.warning(f"{e}. It may have been deleted.")
         return
 
-    @st.fragment(run_every=REFRESH_S if first.active else None)
+    @st.fragment(run_every=refresh_every(first))
     def panel() -> None:
         try:
             info = mgr.info(job_id, owner)
@@ -155,16 +222,9 @@ def run_panel(job_id: str, *, key: str, editable: bool = True) -> None:
         except JobError as e:
             st.warning(str(e))
             return
-        if info.active != first.active:  # started or ended: redraw the page, stop polling
-            st.rerun(scope="app")
+        if refresh_every(info) != refresh_every(first):  # started, paused or ended
+            st.rerun(scope="app")  # a new fragment with the right polling
         status_line(info)
-        if editable:
-            controls(info, owner)
-        snapshots = {arm: log.snapshot() for arm, log in logs.items()}
-        if snapshots:
-            log_y = st.toggle("Log scale for the loss", key=f"{key}_logy")
-            charts(snapshots, key, log_y=log_y)
-        if editable and info.active and info.skips:
-            skip_switches(info, owner)
+        _body(info, logs, owner, key, editable)
 
     panel()

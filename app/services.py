@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from core.data import DataRequest, TensorData, load
-from core.jobs import LocalJobManager
+from core.config import TrainConfig
+from core.data import DataError, DataRequest, TensorData, load
+from core.experiments import fit_to_data
+from core.jobs import Arm, LocalJobManager
+from core.spec import NetSpec
 
 _lock = threading.Lock()
 _manager: LocalJobManager | None = None
@@ -30,3 +35,38 @@ def job_manager() -> LocalJobManager:
 def dataset(request: DataRequest) -> TensorData:
     """Loaded once per process (core.data caches), downloaded on first use when online."""
     return load(request, download=request.name in ("mnist", "fashion_mnist", "cifar10"))
+
+
+@dataclass(frozen=True)
+class Started:
+    """What `submit` did: the new run's id, or why it could not start (a readable line)."""
+
+    job: str | None = None
+    error: str | None = None
+
+
+def submit(
+    owner: str,
+    name: str,
+    specs: Sequence[NetSpec],
+    request: DataRequest | None,
+    config: TrainConfig,
+) -> Started:
+    """Load the data, fit every net to it, check the settings against it, and queue the run.
+
+    The one place a page starts a run, and the one place its refusals are caught: every
+    user error is a ValueError (`ExplainedError` and the older DataError, SpecError,
+    ConfigError, JobError), and its message is written to be shown as it is.
+
+    Args:
+        request: the data; None when the page has none to offer yet (no zip uploaded).
+    """
+    try:
+        if request is None:
+            raise DataError("upload a zip of class folders first")
+        data = dataset(request)
+        arms = [Arm(spec.name, fit_to_data(spec, data)) for spec in specs]
+        config.validate(len(data.y_train))
+        return Started(job=job_manager().submit(owner, name, arms, data, config))
+    except ValueError as e:  # ExplainedError's base: every refusal a user can cause
+        return Started(error=str(e))

@@ -1,5 +1,10 @@
 """The only module that knows session_state keys. Per-user state is small: an owner
-token, the network on the builder, and run ids; runs live in the shared job manager."""
+token, the network on the builder, and run ids; runs live in the shared job manager.
+
+Pages read and write their state through the functions here; widgets whose value a page
+or a test reads back take their key from here too (the constants and `*_key` functions).
+Tests jump to a state with these constants, never with a spelled-out key.
+"""
 
 from __future__ import annotations
 
@@ -11,73 +16,163 @@ from core.presets import PRESETS
 from core.spec import NetSpec
 
 DEFAULT_PRESET = "resnet8_narrow"
-_OWNER, _SPEC, _PRESET, _ACTIVE, _SELECTED = "owner", "spec", "preset_key", "active_job", "block"
 OWNER_PARAM = "me"  # in the URL, so a reload or a reconnect finds the same runs
+
+# Session keys (values the app keeps between reruns).
+OWNER, SPEC, PRESET, SELECTED = "owner", "spec", "preset_key", "block"
+ACTIVE_JOB, COMPARE_JOB, UPLOAD = "active_job", "compare_job", "upload"
+SPEC_VERSION, LIVE_ERROR, LIVE_CHARTS = "spec_version", "live_error", "live_charts"
+# Widget keys that a page or a test reads back.
+PRESET_SELECT, NEW_KIND, SPEC_UPLOAD = "preset_select", "new_kind", "spec_upload"
+TRAIN_DATASET, UPLOAD_ZIP, SEED = "train_dataset", "upload_zip", "seed"
+RACE_DEPTH, RACE_DATA, RACE_STEPS = "race_depth", "race_data", "race_steps"
+OVERLAY_PICK, RUNS_OPEN = "overlay_pick", "runs_open"
+INIT_DEPTHS, INIT_BN, INIT_ACT = "init_depths", "init_bn", "init_act"
+COMPARE_TAB, _OPEN_TAB = "compare_tab", "open_tab"
 
 
 def owner() -> str:
     """This browser's owner token: from the session, else the URL, else a new one.
 
-    It is written back to the URL on every run, so reloading the page (which starts a
-    new Streamlit session) finds the same runs. 128 random bits: unguessable.
+    It is written back to the URL on every run of every page (the entry script calls it
+    before navigation), so reloading any page (which starts a new Streamlit session)
+    finds the same runs. 128 random bits: unguessable.
     """
-    token = st.session_state.get(_OWNER) or st.query_params.get(OWNER_PARAM)
+    token = st.session_state.get(OWNER) or st.query_params.get(OWNER_PARAM)
     if not token or len(token) != 32 or not all(c in "0123456789abcdef" for c in token):
         token = secrets.token_hex(16)
-    st.session_state[_OWNER] = token
+    st.session_state[OWNER] = token
     if st.query_params.get(OWNER_PARAM) != token:
         st.query_params[OWNER_PARAM] = token
     return token
 
 
 def preset_key() -> str:
-    return st.session_state.get(_PRESET, DEFAULT_PRESET)
+    return st.session_state.get(PRESET, DEFAULT_PRESET)
 
 
 def current_spec() -> NetSpec:
     """The network on the builder: the chosen preset unless the user changed it."""
-    if _SPEC not in st.session_state:
-        st.session_state[_SPEC] = PRESETS[preset_key()].spec()
-    return st.session_state[_SPEC]
+    if SPEC not in st.session_state:
+        st.session_state[SPEC] = PRESETS[preset_key()].spec()
+    return st.session_state[SPEC]
 
 
 def set_spec(spec: NetSpec, preset: str | None = None) -> None:
-    st.session_state[_SPEC] = spec
+    st.session_state[SPEC] = spec
     if preset is not None:
-        st.session_state[_PRESET] = preset
+        st.session_state[PRESET] = preset
+
+
+def spec_version() -> int:
+    """Bumped on every structural edit, so per-block widgets start from the new spec."""
+    return st.session_state.setdefault(SPEC_VERSION, 0)
+
+
+def bump_spec_version() -> None:
+    st.session_state[SPEC_VERSION] = spec_version() + 1
+
+
+def field_key(version: int, block: int, field: str) -> str:
+    """The Build page's widget for `field` of block `block`, at spec version `version`."""
+    return f"f{version}_{block}_{field}"
 
 
 def selected_block() -> int:
-    return st.session_state.get(_SELECTED, 0)
+    return st.session_state.get(SELECTED, 0)
 
 
 def select_block(index: int) -> None:
-    st.session_state[_SELECTED] = index
+    st.session_state[SELECTED] = index
 
 
 def active_job() -> str | None:
     """The run the Train page follows (None: none started in this session yet)."""
-    return st.session_state.get(_ACTIVE)
+    return st.session_state.get(ACTIVE_JOB)
 
 
 def set_active_job(job_id: str | None) -> None:
-    st.session_state[_ACTIVE] = job_id
+    st.session_state[ACTIVE_JOB] = job_id
+
+
+def compare_job() -> str | None:
+    """The experiment the Compare page follows (None: none started in this session)."""
+    return st.session_state.get(COMPARE_JOB)
+
+
+def set_compare_job(job_id: str | None) -> None:
+    st.session_state[COMPARE_JOB] = job_id
+
+
+def open_tab(tabs: str, label: str) -> None:
+    """Open the tab `label` of the tabs keyed `tabs` on the next run (a widget's state can
+    only be set before the widget is drawn, so this waits for `apply_open_tab`)."""
+    st.session_state.setdefault(_OPEN_TAB, {})[tabs] = label
+
+
+def apply_open_tab(tabs: str) -> None:
+    """Call before drawing the tabs keyed `tabs`."""
+    label = st.session_state.get(_OPEN_TAB, {}).pop(tabs, None)
+    if label is not None:
+        st.session_state[tabs] = label
+
+
+def train_setting_key(setting: str, dataset: str) -> str:
+    """The Train page's widget of `setting` ("train_size", "epochs", "batch", "lr", ...)
+    for `dataset`: one per dataset, so each dataset keeps its own defaults."""
+    return f"{setting}_{dataset}"
+
+
+def skip_key(job: str, arm: str, block: int, on: bool) -> str:
+    """A live skip toggle; its key holds the block's live state, so when the run applies
+    a switch a fresh toggle shows the new state."""
+    return f"skip_{job}_{arm}_{block}_{on}"
+
+
+def log_scale_key(panel: str) -> str:
+    """The live panel `panel`'s toggle for a log loss axis."""
+    return f"{panel}_logy"
+
+
+def toggled(key: str) -> bool:
+    """The value of the toggle `key` (in its on_change callback)."""
+    return bool(st.session_state[key])
+
+
+def set_live_error(message: str) -> None:
+    """A refused live command, shown once on the next run of the panel."""
+    st.session_state[LIVE_ERROR] = message
+
+
+def pop_live_error() -> str | None:
+    return st.session_state.pop(LIVE_ERROR, None)
+
+
+def drawn_charts(panel: str) -> tuple | None:
+    """(mark, figures) the live panel `panel` drew last: a poll whose mark (the run's step
+    and status, the reader's choices) is unchanged reuses the figures instead of
+    rebuilding them. One set per panel: a few hundred kilobytes."""
+    return st.session_state.get(LIVE_CHARTS, {}).get(panel)
+
+
+def set_drawn_charts(panel: str, mark: tuple, figures: list) -> None:
+    st.session_state.setdefault(LIVE_CHARTS, {})[panel] = (mark, figures)
 
 
 def upload_digest() -> str | None:
     """The SHA-256 of the zip this browser uploaded last (its images stay on the server)."""
-    upload = st.session_state.get("upload")
+    upload = st.session_state.get(UPLOAD)
     return upload[1].digest if upload else None
 
 
 def upload_report(file_id: str):
     """The check report of the uploaded file `file_id`, if it was checked already."""
-    upload = st.session_state.get("upload")
+    upload = st.session_state.get(UPLOAD)
     return upload[1] if upload and upload[0] == file_id else None
 
 
 def set_upload(file_id: str | None, report) -> None:
-    st.session_state["upload"] = (file_id, report) if report is not None else None
+    st.session_state[UPLOAD] = (file_id, report) if report is not None else None
 
 
 # --- Explain page ------------------------------------------------------------------------

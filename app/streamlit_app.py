@@ -8,8 +8,17 @@ if str(ROOT) not in sys.path:  # `streamlit run app/streamlit_app.py` puts only 
     sys.path.insert(0, str(ROOT))
 
 import streamlit as st  # noqa: E402
+from PIL import Image  # noqa: E402
 
-st.set_page_config(page_title="ResNet Explorer", page_icon=":material/hub:", layout="wide")
+from app import state  # noqa: E402
+
+# The icon is served from this server: a `:material/...:` page icon is fetched from an
+# outside font server on every visit, and fails offline.
+st.set_page_config(
+    page_title="ResNet Explorer", page_icon=Image.open(ROOT / "assets" / "icon.png"), layout="wide"
+)
+st.html(ROOT / "assets" / "theme.css")  # darker, larger secondary text: one place
+state.owner()  # the ?me= token on every page, the landing page too: a reload keeps the runs
 
 pages = [
     st.Page("views/build.py", title="Build", icon=":material/construction:", default=True),

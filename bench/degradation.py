@@ -21,50 +21,32 @@ import time
 import _util
 import numpy as np
 
-from core.config import TrainConfig
-from core.data import DataRequest, load
+from core import experiments
+from core.data import load
 from core.model import build
-from core.presets import cifar_resnet
 from core.training import Trainer
 
 
 def main(argv=None) -> dict[str, dict]:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--data", choices=("digits", "shapes"), default="digits")
-    ap.add_argument("--size", type=int, default=16)
-    ap.add_argument("--n", type=int, default=6000, help="Shapes only: images to draw")
+    ap.add_argument("--steps", type=int, default=experiments.DEGRADATION_STEPS)
+    ap.add_argument("--data", choices=("digits", "shapes"), default=experiments.DEGRADATION_DATA)
+    ap.add_argument("--size", type=int, default=experiments.SIZE)
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     _util.header("degradation: plain-20 vs plain-56 vs ResNet-20 vs ResNet-56")
-    shapes = args.data == "shapes"
-    data = load(
-        DataRequest(name=args.data, size=args.size, seed=args.seed, n=args.n if shapes else None)
-    )
-    cfg = TrainConfig(
-        steps=args.steps,
-        batch_size=128,
-        lr=args.lr,
-        schedule="cosine",
-        warmup_steps=min(20, args.steps // 10),
-        seed=args.seed,
-        eval_every=args.steps,
-    )
+    # The experiment the Compare page runs (core.experiments), one validation at the end.
+    data = load(experiments.data_request(args.data, size=args.size, seed=args.seed))
+    cfg = experiments.settings(args.steps, seed=args.seed, lr=args.lr, evaluations=1)
     print(
         f"{args.data} {args.size}px, {len(data.y_train)} training images, {args.steps} steps "
         f"of batch 128, SGD lr {args.lr} cosine, seed {args.seed}"
     )
     results = {}
     start = time.perf_counter()
-    for n, residual in ((3, False), (9, False), (3, True), (9, True)):
-        spec = cifar_resnet(
-            n,
-            residual=residual,
-            widths=(8, 16, 32),
-            input_shape=data.input_shape,
-            num_classes=data.num_classes,
-        )
+    for net in experiments.degradation_nets():
+        spec = experiments.fit_to_data(net, data)
         t0 = time.perf_counter()
         trainer = Trainer(build(spec, seed=args.seed), data, cfg)
         while not trainer.done:

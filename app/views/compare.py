@@ -1,160 +1,155 @@
 """Compare: race a plain net against its residual twin, reproduce He et al.'s
-degradation experiment, overlay finished runs, and see gradient flow at init."""
-
-import dataclasses
+degradation experiment, follow the running experiment, overlay finished runs, and see
+gradient flow at init."""
 
 import streamlit as st
 
-from app import figures, live, services, state
+from app import choices, figures, live, services, state
+from core import experiments
 from core.analysis import depth_sweep
-from core.config import TrainConfig
-from core.data import DataError, DataRequest
-from core.jobs import ACTIVE, Arm
-from core.presets import cifar_resnet
-
-st.title("Compare plain and residual")
-owner = state.owner()
-mgr = services.job_manager()
-
-RACES = {  # label -> (n of 6n+2, widths)
-    "8 layers, narrow": (1, (8, 16, 32)),
-    "14 layers, narrow": (2, (8, 16, 32)),
-    "20 layers, narrow": (3, (8, 16, 32)),
-    "20 layers (CIFAR)": (3, (16, 32, 64)),
-    "56 layers, narrow": (9, (8, 16, 32)),
-    "56 layers (CIFAR)": (9, (16, 32, 64)),
-}
+from core.jobs import ACTIVE
 
 
-DATA = {"digits": "Digits (built in)", "shapes": "Shapes (built in)"}
-
-
-def _request(name: str, seed: int) -> DataRequest:
-    return DataRequest(name=name, size=16, seed=seed, n=6000 if name == "shapes" else None)
-
-
-def _submit(name: str, arms: list[Arm], steps: int, data_name: str, seed: int = 0) -> None:
-    try:
-        data = services.dataset(_request(data_name, seed))
-        arms = [
-            Arm(
-                a.name,
-                dataclasses.replace(
-                    a.spec, input_shape=data.input_shape, num_classes=data.num_classes
-                ),
-            )
-            for a in arms
-        ]
-        cfg = TrainConfig(
-            steps=steps,
-            batch_size=128,
-            lr=0.1,
-            schedule="cosine",
-            warmup_steps=min(20, steps // 10),
-            seed=seed,
-            eval_every=max(steps // 5, 1),
-        )
-        st.session_state["compare_job"] = mgr.submit(owner, name, arms, data, cfg)
-    except (DataError, ValueError) as e:
-        st.error(f"Could not start: {e}", icon=":material/error:")
-
-
-def _shaped(n: int, widths, residual: bool):
-    return cifar_resnet(
-        n, residual=residual, widths=widths, input_shape=(3, 16, 16), num_classes=10
+def _start(owner: str, experiment: experiments.Experiment) -> None:
+    """Queue the experiment; show it in its own tab, or say why it cannot start."""
+    started = services.submit(
+        owner, experiment.name, experiment.specs, experiment.data, experiment.config
     )
+    if started.error:
+        st.error(f"Could not start: {started.error}", icon=":material/error:")
+        return
+    state.set_compare_job(started.job)
+    state.open_tab(state.COMPARE_TAB, choices.LIVE_TAB)
+    st.rerun()
 
 
-race, degrade, overlay, init = st.tabs(
-    [
-        "Race: plain vs residual",
-        "Degradation (He et al. Fig. 1)",
-        "Overlay runs",
-        "Gradient flow at init",
-    ]
-)
+def _followed(owner: str) -> str | None:
+    """The experiment started here, else (after a reload) this browser's newest active one."""
+    job = state.compare_job()
+    if job is None:
+        mine = services.job_manager().list(owner)
+        active = [i for i in mine if i.active and experiments.is_experiment(i.name)]
+        if active:
+            job = max(active, key=lambda i: i.created).id
+            state.set_compare_job(job)
+    return job
 
-with race:
+
+def race_tab(owner: str) -> None:
     st.caption(
         "Both nets start from the same weights and see the same batches in the same order; "
-        "the only difference is the skip connections. Images at 16x16."
+        "the only difference is the skip connections. Images at "
+        f"{experiments.SIZE}x{experiments.SIZE}."
     )
-    cols = st.columns([2, 2, 1, 1])
-    depth = cols[0].selectbox("Depth", list(RACES), index=2, key="race_depth")
-    race_data = cols[1].selectbox("Data", list(DATA), format_func=DATA.get, key="race_data")
+    cols = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
+    labels = choices.RACE_LABELS
+    depth = cols[0].selectbox(
+        "Depth", labels, index=labels.index(choices.DEFAULT_RACE), key=state.RACE_DEPTH
+    )
+    data = cols[1].selectbox(
+        "Data", list(choices.RACE_DATA), format_func=choices.RACE_DATA.get, key=state.RACE_DATA
+    )
     steps = cols[2].number_input(
-        "Steps", value=200, min_value=10, max_value=20_000, step=50, key="race_steps"
+        "Steps",
+        value=choices.RACE_STEPS,
+        min_value=10,
+        max_value=20_000,
+        step=50,
+        key=state.RACE_STEPS,
     )
     if cols[3].button("Race them", icon=":material/sports_score:", type="primary"):
-        n, widths = RACES[depth]
-        plain, res = _shaped(n, widths, False), _shaped(n, widths, True)
-        _submit(
-            f"Race: {depth}", [Arm(plain.name, plain), Arm(res.name, res)], int(steps), race_data
-        )
+        _start(owner, experiments.race(depth, data, int(steps)))
 
-with degrade:
+
+def degradation_tab(owner: str) -> None:
     st.markdown(
         "He et al. (2015) found that a **56-layer plain net trains worse than a 20-layer "
-        "one** — not overfitting, the training loss itself is higher — while the residual "
-        "56-layer net does not suffer. This trains all four (narrow, on the built-in digits "
-        "at 16x16, 300 steps each, interleaved) so you can watch it happen: about 3 minutes "
-        "on a laptop CPU, seconds on a GPU. Look at the training loss: plain-56 stays "
-        "above plain-20; ResNet-56 keeps up with ResNet-20."
+        "one**: not overfitting, the training loss itself is higher, while the residual "
+        "56-layer net did not suffer. This trains all four (narrow, on "
+        f"{choices.DEGRADATION_DATA} at {experiments.SIZE}x{experiments.SIZE}, "
+        f"{choices.DEGRADATION_STEPS} steps each, interleaved). What to look for in the "
+        "training loss: is Plain-56 above Plain-20, and is ResNet-56 at or below ResNet-20? "
+        "Short runs on small data may not show it; the curves say what happened."
     )
     if st.button("Run the experiment", icon=":material/science:", type="primary"):
-        arms = [
-            Arm(s.name, s)
-            for s in (
-                _shaped(3, (8, 16, 32), False),
-                _shaped(9, (8, 16, 32), False),
-                _shaped(3, (8, 16, 32), True),
-                _shaped(9, (8, 16, 32), True),
-            )
-        ]
-        _submit("Degradation: 20 vs 56 layers", arms, 300, "digits")
+        _start(owner, experiments.degradation())
 
-job = st.session_state.get("compare_job")
-if job is not None:
-    live.run_panel(job, key="compare")
 
-with overlay:
+def live_tab(job: str | None) -> None:
+    if job is None:
+        st.info("Start a race or the degradation experiment: it trains here, live.")
+    else:
+        live.run_panel(job, key="compare")
+
+
+def overlay_tab(owner: str) -> None:
+    mgr = services.job_manager()
     runs = [i for i in mgr.list(owner) if i.status not in ACTIVE and i.step > 0]
     if not runs:
         st.info("Finished runs of this session appear here, to overlay on the same axes.")
-    else:
-        options = [(r.id, arm) for r in runs for arm in r.arms]
-        picked = st.multiselect(
-            "Runs to overlay",
-            options,
-            default=options[:2],
-            format_func=lambda o: f"{o[0]} · {o[1]}",
-            key="overlay_pick",
-        )
-        if picked:
-            snaps = {f"{rid} · {arm}": mgr.logs(rid, owner)[arm].snapshot() for rid, arm in picked}
-            live.charts(snaps, key="overlay")
+        return
+    names = {r.id: r.name for r in runs}
+    options = [(r.id, arm) for r in runs for arm in r.arms]
+    picked = st.multiselect(
+        "Runs to overlay",
+        options,
+        default=options[:2],
+        format_func=lambda o: f"{o[0]} · {o[1]} ({names[o[0]]})",
+        key=state.OVERLAY_PICK,
+    )
+    if picked:
+        snaps = {f"{rid} · {arm}": mgr.logs(rid, owner)[arm].snapshot() for rid, arm in picked}
+        live.charts(snaps, key="overlay")
 
-with init:
+
+@st.cache_data(show_spinner="Measuring gradients…", max_entries=32)
+def _flows(depths: tuple[int, ...], bn: bool, act: str):
+    return depth_sweep(depths, batch_norm=(bn,), activations=(act,))
+
+
+def init_tab() -> None:
     st.caption(
         "One batch forward and backward through a fresh net, no training: how large is each "
-        "layer's gradient? Plain nets lose it towards the input (or, with BatchNorm, blow it "
-        "up); residual nets keep it level."
+        "layer's gradient? Compare the first layer with the last block, plain against "
+        "residual: what holds depends on the activation and on BatchNorm."
     )
     cols = st.columns(3)
     depths = cols[0].multiselect(
-        "Depths (6n+2)", [8, 14, 20, 32, 56, 110], default=[20, 56, 110], key="init_depths"
+        "Depths (6n+2)", choices.INIT_DEPTHS, default=[20, 56, 110], key=state.INIT_DEPTHS
     )
-    bn = cols[1].toggle("BatchNorm", value=False, key="init_bn")
-    act = cols[2].selectbox("Activation", ["relu", "sigmoid", "tanh", "gelu"], key="init_act")
+    bn = cols[1].toggle("BatchNorm", value=False, key=state.INIT_BN)
+    act = cols[2].selectbox("Activation", choices.INIT_ACTIVATIONS, key=state.INIT_ACT)
+    if not depths:
+        return
+    points = _flows(tuple(sorted(depths)), bn, act)
+    for finding in experiments.flow_findings(points):
+        st.markdown(f"**Measured:** {finding}")
+    a, b = st.columns(2)
+    a.plotly_chart(
+        figures.grad_flow_figure([p.flow for p in points]), key="init_flow", width="stretch"
+    )
+    b.plotly_chart(figures.sweep_figure(points), key="init_sweep", width="stretch")
 
-    @st.cache_data(show_spinner="Measuring gradients…", max_entries=32)
-    def _flows(depths: tuple[int, ...], bn: bool, act: str):
-        return depth_sweep(depths, batch_norm=(bn,), activations=(act,))
 
-    if depths:
-        points = _flows(tuple(sorted(depths)), bn, act)
-        a, b = st.columns(2)
-        a.plotly_chart(
-            figures.grad_flow_figure([p.flow for p in points]), key="init_flow", width="stretch"
-        )
-        b.plotly_chart(figures.sweep_figure(points), key="init_sweep", width="stretch")
+st.title("Compare plain and residual")
+owner = state.owner()
+job = _followed(owner)
+state.apply_open_tab(state.COMPARE_TAB)
+race, degrade, running, overlay, init = st.tabs(
+    choices.COMPARE_TABS,  # a reload finds the running experiment open in its own tab
+    default=choices.LIVE_TAB if job else None,
+    key=state.COMPARE_TAB,
+    on_change="rerun",
+)
+with race:
+    race_tab(owner)
+with degrade:
+    degradation_tab(owner)
+with running:
+    if running.open is not False:  # a hidden tab's run is not polled
+        live_tab(job)
+with overlay:
+    overlay_tab(owner)
+with init:
+    if init.open is not False:  # measured only when looked at: seconds of CPU per visit
+        init_tab()

@@ -4,7 +4,8 @@ import time
 
 import streamlit as st
 
-from app import live, services, state
+from app import exports, live, services, state
+from app.plain import literal
 from core.jobs import ACTIVE, JobError
 
 st.title("Your runs")
@@ -38,29 +39,31 @@ rows = [
 st.dataframe(rows, hide_index=True, width="stretch")
 
 ids = [i.id for i in runs]
+names = {i.id: i.name for i in runs}
 chosen = st.selectbox(
-    "Open run", ids, format_func=lambda r: f"{r} · {mgr.info(r, owner).name}", key="runs_open"
+    "Open run", ids, format_func=lambda r: f"{r} · {names[r]}", key=state.RUNS_OPEN
 )
 info = mgr.info(chosen, owner)
 logs = mgr.logs(chosen, owner)
-cols = st.columns(len(logs) * 2 + 1)
-for n, (arm, log) in enumerate(logs.items()):
+for arm, log in logs.items():  # one row per net, so each label is read whole
     snap = log.snapshot()
-    cols[2 * n].download_button(
-        f"Metrics CSV · {arm}",
-        snap.to_csv(),
-        file_name=f"{chosen}_{arm}.csv".replace(" ", "_"),
-        mime="text/csv",
-        key=f"csv_{chosen}_{arm}",
+    stem = f"{exports.file_stem(chosen)}_{exports.file_stem(arm)}"
+    cols = st.columns(2)
+    cols[0].download_button(
+        f"{literal(arm)}: tables (zip of steps, evaluations, events CSV)",
+        exports.arm_zip(chosen, arm, snap),
+        file_name=f"{stem}.zip",
+        mime="application/zip",
+        key=f"zip_{chosen}_{arm}",
     )
-    cols[2 * n + 1].download_button(
-        f"Spec JSON · {arm}",
+    cols[1].download_button(
+        f"{literal(arm)}: network (spec JSON)",
         snap.meta.get("spec", "{}"),
-        file_name=f"{chosen}_{arm}.json".replace(" ", "_"),
+        file_name=f"{stem}.json",
         mime="application/json",
         key=f"spec_{chosen}_{arm}",
     )
-if cols[-1].button(
+if st.button(
     "Delete run",
     icon=":material/delete:",
     disabled=info.status in ACTIVE,

@@ -1,155 +1,182 @@
 """Train: pick data and settings, start, and watch the run live."""
 
-import dataclasses
-
 import streamlit as st
 
 from app import live, services, state
-from app.choices import DATASET_TITLES, DEFAULTS, SIZES
+from app.choices import (
+    DATASET_TITLES,
+    DEFAULTS,
+    OPTIMIZER_LABELS,
+    SCHEDULE_LABELS,
+    SHORT_TITLES,
+    SIZES,
+)
+from app.plain import literal
 from core.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from core.data import DataError, DataRequest
-from core.jobs import Arm
-from core.spec import SpecError, format_shape
+from core.experiments import is_experiment
+from core.spec import NetSpec
 from core.training import describe_device, pick_device
 from core.uploads import import_upload
 
-st.title("Train")
-owner = state.owner()
-spec = state.current_spec()
-st.caption(
-    f"Network: **{spec.name}** (change it on the Build page). "
-    f"This server trains on {describe_device(pick_device())}."
-)
 
-c = st.columns([3, 1, 1])
-name = c[0].selectbox(
-    "Dataset", list(DATASET_TITLES), format_func=DATASET_TITLES.get, key="train_dataset"
-)
-size = c[1].selectbox("Image size (px)", SIZES[name], key=f"train_size_{name}")
-subset = c[2].number_input(
-    "Training images (0 = all)",
-    min_value=0,
-    value=0,
-    step=100,
-    key=f"train_subset_{name}",
-    help="A few hundred images train fast and show overfitting.",
-)
-d = DEFAULTS[name]
+def _followed(owner: str) -> str | None:
+    """The run this page shows: the one started here, else (after a reload) this
+    browser's newest active run that is not a Compare experiment."""
+    job = state.active_job()
+    if job is None:
+        active = [
+            i for i in services.job_manager().list(owner) if i.active and not is_experiment(i.name)
+        ]
+        if active:
+            job = max(active, key=lambda i: i.created).id
+            state.set_active_job(job)
+    return job
 
-if name == "upload":
+
+def _upload() -> None:
+    """The zip of class folders: checked once per file, its report kept for the session."""
     st.caption(
         "A .zip with one folder per class (cat/…, dog/…), at least 2 classes of 10 images. "
         "Nothing in it is run or unpickled; images are checked, resized and kept on this server."
     )
-    zipped = st.file_uploader("Your zip", type=["zip"], key="upload_zip")
-    if zipped is not None:
-        try:
-            report = state.upload_report(zipped.file_id)  # checked once per file, not per rerun
-            if report is None:
-                with st.spinner("Checking every image…"):
-                    report = import_upload(zipped.getvalue(), owner=owner)
-                state.set_upload(zipped.file_id, report)
-        except DataError as e:
-            state.set_upload(None, None)
-            st.error(f"{zipped.name} was not accepted: {e}", icon=":material/error:")
-        else:
-            counts = ", ".join(
-                f"{c} ({n})" for c, n in zip(report.classes, report.counts, strict=True)
-            )
-            st.success(f"{sum(report.counts):,} images in {len(report.classes)} classes: {counts}.")
-            if report.skipped:
-                with st.expander(f"{len(report.skipped)} files were left out"):
-                    st.dataframe(
-                        [{"file": f, "why": why} for f, why in report.skipped], hide_index=True
-                    )
+    zipped = st.file_uploader("Your zip", type=["zip"], key=state.UPLOAD_ZIP)
+    if zipped is None:
+        return
+    try:
+        report = state.upload_report(zipped.file_id)
+        if report is None:
+            with st.spinner("Checking every image…"):
+                report = import_upload(zipped.getvalue(), owner=state.owner())
+            state.set_upload(zipped.file_id, report)
+    except DataError as e:
+        state.set_upload(None, None)
+        st.error(f"{zipped.name} was not accepted: {e}", icon=":material/error:")
+        return
+    counts = ", ".join(f"{c} ({n})" for c, n in zip(report.classes, report.counts, strict=True))
+    st.success(f"{sum(report.counts):,} images in {len(report.classes)} classes: {counts}.")
+    if report.skipped:
+        with st.expander(f"{len(report.skipped)} files were left out"):
+            st.dataframe([{"file": f, "why": why} for f, why in report.skipped], hide_index=True)
 
-with st.form("train_settings"):
+
+def _data() -> tuple[str, int, int]:
+    """The dataset, its image size and how many training images (0: all)."""
+    c = st.columns([3, 1, 1])
+    name = c[0].selectbox(
+        "Dataset", list(DATASET_TITLES), format_func=DATASET_TITLES.get, key=state.TRAIN_DATASET
+    )
+    size = c[1].selectbox(
+        "Image size (px)", SIZES[name], key=state.train_setting_key("train_size", name)
+    )
+    subset = c[2].number_input(
+        "Training images (0 = all)",
+        min_value=0,
+        value=0,
+        step=100,
+        key=state.train_setting_key("train_subset", name),
+        help="A few hundred images train fast and show overfitting.",
+    )
+    if name == "upload":
+        _upload()
+    return name, size, int(subset)
+
+
+def _optimisation(name: str, v: dict) -> None:
+    """The first two rows of the form: optimizer, learning rate, budget, schedule."""
+    d, k = DEFAULTS[name], lambda setting: state.train_setting_key(setting, name)
     r1 = st.columns(4)
-    optimizer = r1[0].selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(d.optimizer))
-    lr = r1[1].number_input(
-        "Learning rate", value=d.lr, min_value=1e-6, max_value=10.0, format="%g", key=f"lr_{name}"
+    v["optimizer"] = r1[0].selectbox(
+        "Optimizer", OPTIMIZERS, OPTIMIZERS.index(d.optimizer), format_func=OPTIMIZER_LABELS.get
     )
-    epochs = r1[2].number_input(
-        "Epochs", value=d.epochs, min_value=1, max_value=1000, key=f"epochs_{name}"
+    v["lr"] = r1[1].number_input(
+        "Learning rate", value=d.lr, min_value=1e-6, max_value=10.0, format="%g", key=k("lr")
     )
-    batch = r1[3].number_input(
-        "Batch size", value=d.batch_size, min_value=1, max_value=4096, key=f"batch_{name}"
+    v["epochs"] = r1[2].number_input(
+        "Epochs", value=d.epochs, min_value=1, max_value=1000, key=k("epochs")
+    )
+    v["batch_size"] = r1[3].number_input(
+        "Batch size", value=d.batch_size, min_value=1, max_value=4096, key=k("batch")
     )
     r2 = st.columns(4)
-    schedule = r2[0].selectbox(
-        "Schedule", SCHEDULES, index=SCHEDULES.index(d.schedule), key=f"schedule_{name}"
+    v["schedule"] = r2[0].selectbox(
+        "Schedule",
+        SCHEDULES,
+        index=SCHEDULES.index(d.schedule),
+        format_func=SCHEDULE_LABELS.get,
+        key=k("schedule"),
     )
-    warmup = r2[1].number_input(
-        "Warm-up steps", value=d.warmup_steps, min_value=0, key=f"warmup_{name}"
+    v["warmup_steps"] = r2[1].number_input(
+        "Warm-up steps", value=d.warmup_steps, min_value=0, key=k("warmup")
     )
-    decay = r2[2].number_input(
-        "Weight decay",
-        value=d.weight_decay,
-        min_value=0.0,
-        max_value=0.1,
-        format="%g",
-        key=f"wd_{name}",
+    v["weight_decay"] = r2[2].number_input(
+        "Weight decay", value=d.weight_decay, min_value=0.0, max_value=0.1, format="%g", key=k("wd")
     )
-    seed = r2[3].number_input("Seed", value=0, min_value=0, key="seed")
-    r3 = st.columns(4)
-    momentum = r3[0].number_input(
-        "Momentum (SGD)", value=d.momentum, min_value=0.0, max_value=0.999
-    )
-    augment = r3[1].toggle("Augment (crop + flip)", value=d.augment, key=f"augment_{name}")
-    smoothing = r3[2].number_input("Label smoothing", value=0.0, min_value=0.0, max_value=0.5)
-    start = st.form_submit_button("Start training", icon=":material/play_arrow:", type="primary")
+    v["seed"] = r2[3].number_input("Seed", value=0, min_value=0, key=state.SEED)
 
-if start:
-    try:
-        if name == "upload" and state.upload_digest() is None:
-            raise DataError("upload a zip of class folders first")
+
+def _settings(name: str) -> tuple[TrainConfig, bool]:
+    """The training settings form, starting from the dataset's defaults; and whether
+    Start was pressed."""
+    d = DEFAULTS[name]
+    v: dict = {}
+    with st.form("train_settings"):
+        _optimisation(name, v)
+        r3 = st.columns(4)
+        v["momentum"] = r3[0].number_input(
+            "Momentum (SGD)", value=d.momentum, min_value=0.0, max_value=0.999
+        )
+        v["augment"] = r3[1].toggle(
+            "Augment (crop + flip)",
+            value=d.augment,
+            key=state.train_setting_key("augment", name),
+        )
+        v["label_smoothing"] = r3[2].number_input(
+            "Label smoothing", value=0.0, min_value=0.0, max_value=0.5
+        )
+        start = st.form_submit_button(
+            "Start training", icon=":material/play_arrow:", type="primary"
+        )
+    floats = ("lr", "momentum", "weight_decay", "label_smoothing")
+    ints = ("epochs", "batch_size", "warmup_steps", "seed")
+    v |= {f: float(v[f]) for f in floats} | {f: int(v[f]) for f in ints}
+    return TrainConfig(**v), start
+
+
+def _start(owner: str, spec: NetSpec, name: str, size: int, subset: int, config) -> None:
+    """Queue the run (services.submit loads, fits and checks); follow it, or say why not."""
+    digest = state.upload_digest() if name == "upload" else None
+    request = None  # an upload not made yet: services.submit says what to do
+    if name != "upload" or digest is not None:
         request = DataRequest(
-            name=name,
-            size=size,
-            subset=subset or None,
-            seed=int(seed),
-            upload=state.upload_digest() if name == "upload" else None,
+            name=name, size=size, subset=subset or None, seed=config.seed, upload=digest
         )
-        with st.spinner(f"Loading {DATASET_TITLES[name]}…"):
-            data = services.dataset(request)
-        net = dataclasses.replace(spec, input_shape=data.input_shape, num_classes=data.num_classes)
-        try:
-            net.validate()
-        except SpecError as e:
-            raise ValueError(  # not a SpecError: its "the network:" prefix would repeat
-                f"{spec.name} does not fit {format_shape(data.input_shape)} images ({e}). "
-                "Change it on the Build page, or pick a larger image size"
-            ) from None
-        config = TrainConfig(
-            optimizer=optimizer,
-            lr=float(lr),
-            momentum=float(momentum),
-            weight_decay=float(decay),
-            schedule=schedule,
-            warmup_steps=int(warmup),
-            batch_size=int(batch),
-            epochs=int(epochs),
-            label_smoothing=float(smoothing),
-            seed=int(seed),
-            augment=augment,
-        ).validate(len(data.y_train))
-        job = services.job_manager().submit(
-            owner,
-            f"{spec.name} · {DATASET_TITLES[name].split(' (')[0]}",
-            [Arm(spec.name, net)],
-            data,
-            config,
+    with st.spinner(f"Loading {DATASET_TITLES[name]}…"):
+        started = services.submit(
+            owner, f"{spec.name} · {SHORT_TITLES[name]}", [spec], request, config
         )
-        state.set_active_job(job)
-    except (DataError, ValueError) as e:  # DataError, SpecError, ConfigError, JobError
-        st.error(f"Could not start: {e}", icon=":material/error:")
+    if started.error:
+        st.error(f"Could not start: {started.error}", icon=":material/error:")
+    else:
+        state.set_active_job(started.job)
+        st.rerun()  # redrawn with the settings folded away, the run's charts on screen
 
+
+st.title("Train")
+owner = state.owner()
+spec = state.current_spec()
+st.caption(  # the name escaped: a name is never read as Markdown
+    f"Network: {literal(spec.name)} (change it on the Build page). "
+    f"This server trains on {describe_device(pick_device())}."
+)
+job = _followed(owner)
+# Once a run exists the settings fold away, so its charts and controls fit the screen.
+with st.expander("New run: data and settings") if job else st.container():
+    name, size, subset = _data()
+    config, start = _settings(name)
+    if start:
+        _start(owner, spec, name, size, subset, config)
 job = state.active_job()
-if job is None:  # after a reload: follow this browser's newest active run, if any
-    active = [i for i in services.job_manager().list(owner) if i.active]
-    if active:
-        job = max(active, key=lambda i: i.created).id
-        state.set_active_job(job)
 if job is None:
     st.info("Start a run to see its loss, accuracy and gradients here, live.")
 else:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app import diagram, figures
+from app import diagram, figures, style
 from core.analysis import GradFlow, SweepPoint
 from core.presets import PRESETS
 from core.telemetry import EvalRecord, Event, RunLog, StepRecord
@@ -76,12 +76,12 @@ def trace(fig, name: str):
 
 
 def is_orange(colour: str) -> bool:
-    r, _, b = figures._hex_to_rgb(colour)
+    r, _, b = style.hex_to_rgb(colour)
     return r > b + 60
 
 
 def is_blue(colour: str) -> bool:
-    r, _, b = figures._hex_to_rgb(colour)
+    r, _, b = style.hex_to_rgb(colour)
     return b > r + 60
 
 
@@ -108,7 +108,10 @@ def resnet110_run():
 
 
 def test_figures_import_without_streamlit():
-    code = "import sys, app.figures; assert 'streamlit' not in sys.modules, 'streamlit imported'"
+    code = (
+        "import sys, app.figures, app.style, app.markers, app.exports, app.plain; "
+        "assert 'streamlit' not in sys.modules, 'streamlit imported'"
+    )
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
@@ -197,6 +200,18 @@ def test_grad_depth_is_the_latest_or_chosen_record_over_layers(twins):
     assert is_orange(trace(fig, "arm A").line.color) and is_blue(trace(fig, "arm B").line.color)
 
 
+def test_grad_depth_of_nets_of_different_depth_shares_a_relative_depth_axis():
+    shallow = make_snapshot(layers=("stem", "blocks.0", "head"))
+    deep = make_snapshot(layers=LAYERS_110)
+    fig = figures.grad_depth_figure({"ResNet-8": shallow, "ResNet-110": deep})
+    a, b = trace(fig, "ResNet-8"), trace(fig, "ResNet-110")
+    np.testing.assert_allclose(a.x, [0.0, 0.5, 1.0])
+    np.testing.assert_allclose(b.x, np.linspace(0, 1, 56))
+    assert list(b.hovertext) == list(LAYERS_110)  # the layer names stay in the hover
+    assert fig.layout.xaxis.type != "category"
+    assert fig.layout.xaxis.title.text.startswith("relative depth (0 = input side")
+
+
 def test_grad_depth_leaves_a_gap_for_zero_norms():
     fig = figures.grad_depth_figure({"dead": make_snapshot(norm=0.0)})
     assert np.isnan(np.asarray(trace(fig, "dead").y, dtype=float)).all()
@@ -216,7 +231,7 @@ def band_colour(heatmap, z: float) -> str:
 
 
 def band_name_colour(name_start: str) -> str:
-    return next(colour for name, *_, colour in figures.BANDS if name.startswith(name_start))
+    return next(colour for name, *_, colour in style.BANDS if name.startswith(name_start))
 
 
 def test_heatmap_bands_are_fixed_and_independent_of_the_data():
@@ -225,7 +240,7 @@ def test_heatmap_bands_are_fixed_and_independent_of_the_data():
     assert (tiny.zmin, tiny.zmax) == (huge.zmin, huge.zmax)
     assert tiny.zauto is False and huge.zauto is False
     assert tiny.colorscale == huge.colorscale
-    assert list(tiny.colorbar.ticktext) == [name for name, *_ in figures.BANDS]
+    assert list(tiny.colorbar.ticktext) == [name for name, *_ in style.BANDS]
     z_tiny, z_huge = np.asarray(tiny.z), np.asarray(huge.z)
     assert {band_colour(tiny, z) for z in z_tiny.ravel()} == {band_name_colour("vanishing")}
     assert {band_colour(huge, z) for z in z_huge.ravel()} == {band_name_colour("exploding")}
@@ -240,7 +255,7 @@ def test_heatmap_band_edges(norm, band):
     z = np.asarray(heat.z)
     assert np.isfinite(z).all()  # log10(0) handled
     assert band_colour(heat, float(z[0, 0])) == band_name_colour(band)
-    assert figures.band_of(norm).startswith(band)
+    assert style.band_of(norm).startswith(band)
 
 
 def test_heatmap_rows_are_layers_input_at_the_bottom_and_events_are_drawn(twins):
@@ -336,7 +351,7 @@ def test_diagram_plain_twin_has_dashed_grey_arcs():
     arcs = skip_arcs(diagram.network_diagram(plan))
     assert len(arcs) == 9
     assert all(s.name.startswith("skip-off:") for s in arcs.values())
-    assert {(s.line.color, s.line.dash) for s in arcs.values()} == {(figures.GREY, "dash")}
+    assert {(s.line.color, s.line.dash) for s in arcs.values()} == {(style.GREY, "dash")}
 
 
 def test_diagram_mixed_skips_and_projection_labels():

@@ -1,6 +1,6 @@
 """Each view on its own, jumped to a state through session_state (a finished run)."""
 
-from app import services
+from app import choices, services, state
 from core.presets import PRESETS
 from core.spec import NetSpec, PoolSpec
 from tests.app.conftest import OWNER, page
@@ -15,7 +15,7 @@ def _texts(at):
 
 def test_train_view_shows_a_finished_run_with_its_charts(finished_run):
     at = page("train")
-    at.session_state["active_job"] = finished_run
+    at.session_state[state.ACTIVE_JOB] = finished_run
     at.run()
     assert not at.exception
     assert "Finished" in _texts(at)
@@ -26,11 +26,14 @@ def test_train_view_shows_a_finished_run_with_its_charts(finished_run):
 def test_train_view_starts_a_run_on_built_in_data():
     at = page("train")
     at.run()
-    at.selectbox(key="train_size_shapes").set_value(16)
-    at.number_input(key="epochs_shapes").set_value(1)
+    at.selectbox(key=state.train_setting_key("train_size", "shapes")).set_value(16)
+    at.number_input(key=state.train_setting_key("epochs", "shapes")).set_value(1)
+    schedule = at.selectbox(key=state.train_setting_key("schedule", "shapes"))
+    assert schedule.options[2] == "cosine: smoothly down to 0"  # a label, not the identifier
+    assert schedule.value == "cosine"  # the Shapes default, as the config stores it
     at.button[0].click().run()  # the form's Start button
     assert not at.exception, at.exception
-    job = at.session_state["active_job"]
+    job = at.session_state[state.ACTIVE_JOB]
     mgr = services.job_manager()
     info = mgr.info(job, OWNER)
     assert info.config.epochs == 1 and info.arms == ("ResNet-8 narrow",)
@@ -41,12 +44,12 @@ def test_train_view_starts_a_run_on_built_in_data():
 
 def test_train_view_says_why_a_network_does_not_fit_the_data():
     at = page("train")
-    at.session_state["spec"] = NetSpec(
+    at.session_state[state.SPEC] = NetSpec(
         name="too many pools", input_shape=(3, 32, 32), num_classes=10, blocks=(PoolSpec(),) * 4
     )
     at.run()
-    at.selectbox(key="train_dataset").set_value("digits").run()
-    at.selectbox(key="train_size_digits").set_value(8).run()
+    at.selectbox(key=state.TRAIN_DATASET).set_value("digits").run()
+    at.selectbox(key=state.train_setting_key("train_size", "digits")).set_value(8).run()
     at.button[0].click().run()
     assert not at.exception
     message = at.error[0].value
@@ -63,15 +66,16 @@ def test_runs_view_lists_opens_and_exports(finished_run):
     assert finished_run in list(table["run"])
     row = table[table["run"] == finished_run].iloc[0]
     assert row["status"] == "finished" and row["networks"] == "Plain-8, ResNet-8"
-    at.selectbox(key="runs_open").set_value(finished_run).run()
+    at.selectbox(key=state.RUNS_OPEN).set_value(finished_run).run()
     labels = [b.label for b in at.get("download_button")]
-    assert "Metrics CSV · Plain-8" in labels and "Spec JSON · ResNet-8" in labels
+    assert "Plain-8: tables (zip of steps, evaluations, events CSV)" in labels
+    assert "ResNet-8: network (spec JSON)" in labels
     assert len(at.get("plotly_chart")) == 4
 
 
 def test_runs_view_is_empty_for_another_browser(finished_run):
     at = page("runs")
-    at.session_state["owner"] = "f" * 32
+    at.session_state[state.OWNER] = "f" * 32
     at.run()
     assert "No runs yet in this browser" in _texts(at)
 
@@ -80,20 +84,24 @@ def test_compare_view_overlays_runs_and_measures_gradient_flow(finished_run):
     at = page("compare")
     at.run()
     assert not at.exception
-    picked = at.multiselect(key="overlay_pick").value
+    picked = at.multiselect(key=state.OVERLAY_PICK).value
     assert (finished_run, "Plain-8") in picked
-    titles = [c.proto.spec for c in at.get("plotly_chart")]
-    assert len(titles) >= 2 + 4  # gradient flow at init (2) + overlay charts (4)
+    assert len(at.get("plotly_chart")) == 4  # the overlay; gradient flow waits for its tab
+    at.session_state[state.COMPARE_TAB] = choices.INIT_TAB
+    at.run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 4 + 2  # overlay charts (4) + gradient flow (2)
 
 
 def test_compare_view_races_twins(finished_run):
     at = page("compare")
     at.run()
-    at.selectbox(key="race_depth").set_value("8 layers, narrow")
-    at.number_input(key="race_steps").set_value(10)
+    at.selectbox(key=state.RACE_DEPTH).set_value("8 layers, narrow")
+    at.number_input(key=state.RACE_STEPS).set_value(10)
     next(b for b in at.button if b.label == "Race them").click().run()
     assert not at.exception
-    job = at.session_state["compare_job"]
+    job = at.session_state[state.COMPARE_JOB]
+    assert at.session_state[state.COMPARE_TAB] == choices.LIVE_TAB  # shown in its own tab
     mgr = services.job_manager()
     info = mgr.info(job, OWNER)
     assert info.arms == ("Plain-8", "ResNet-8")
@@ -102,36 +110,36 @@ def test_compare_view_races_twins(finished_run):
 
 def test_build_view_edits_blocks_and_shows_errors_next_to_them():
     at = page("build")
-    at.session_state["spec"] = PRESETS["resnet20"].spec()
-    at.session_state["preset_key"] = "resnet20"
+    at.session_state[state.SPEC] = PRESETS["resnet20"].spec()
+    at.session_state[state.PRESET] = "resnet20"
     at.run()
     assert not at.exception
     at.radio[0].set_value(3).run()  # block 3: the first block that changes shape
-    at.selectbox(key="f0_3_shortcut").set_value("identity").run()
+    at.selectbox(key=state.field_key(0, 3, "shortcut")).set_value("identity").run()
     assert not at.exception
     errors = [e.value for e in at.error]
     assert any("block 3: the skip goes from 16x32x32 to 32x16x16" in e for e in errors)
     assert any(e.startswith("the skip goes from") for e in errors)  # beside the block
     assert at.radio[0].options[3].startswith("⚠ 3 · basic 32")
-    at.selectbox(key="f0_3_shortcut").set_value("projection").run()
+    at.selectbox(key=state.field_key(0, 3, "shortcut")).set_value("projection").run()
     assert not at.error
-    assert at.session_state["spec"].blocks[3].shortcut == "projection"
+    assert at.session_state[state.SPEC].blocks[3].shortcut == "projection"
 
 
 def test_build_view_adds_moves_and_deletes_blocks():
     at = page("build")
-    at.session_state["spec"] = PRESETS["resnet8_narrow"].spec()
-    at.session_state["preset_key"] = "resnet8_narrow"
+    at.session_state[state.SPEC] = PRESETS["resnet8_narrow"].spec()
+    at.session_state[state.PRESET] = "resnet8_narrow"
     at.run()
-    n = len(at.session_state["spec"].blocks)
-    at.selectbox(key="new_kind").set_value("dropout")
+    n = len(at.session_state[state.SPEC].blocks)
+    at.selectbox(key=state.NEW_KIND).set_value("dropout")
     next(b for b in at.button if b.label == "Add after").click().run()
-    blocks = at.session_state["spec"].blocks
+    blocks = at.session_state[state.SPEC].blocks
     assert len(blocks) == n + 1 and blocks[1].kind == "dropout"
     next(b for b in at.button if b.label == "Up").click().run()
-    assert at.session_state["spec"].blocks[0].kind == "dropout"
+    assert at.session_state[state.SPEC].blocks[0].kind == "dropout"
     next(b for b in at.button if b.label == "Delete").click().run()
-    assert [b.kind for b in at.session_state["spec"].blocks] == ["basic"] * n
+    assert [b.kind for b in at.session_state[state.SPEC].blocks] == ["basic"] * n
     assert not at.exception
 
 
@@ -156,18 +164,18 @@ def test_train_view_takes_a_zip_of_class_folders(tmp_path, monkeypatch):
     monkeypatch.setenv("RESNET_EXPLORER_DATA", str(tmp_path))
     at = page("train")
     at.run()
-    at.selectbox(key="train_dataset").set_value("upload").run()
-    at.file_uploader(key="upload_zip").upload(
+    at.selectbox(key=state.TRAIN_DATASET).set_value("upload").run()
+    at.file_uploader(key=state.UPLOAD_ZIP).upload(
         "pets.zip", _zip({"cat": 12, "dog": 10}), "application/zip"
     ).run()
     assert not at.exception
     assert "22 images in 2 classes: cat (12), dog (10)." in at.success[0].value
     assert list((tmp_path / "uploads").glob("*.zip"))  # kept, named by its hash
-    at.number_input(key="epochs_upload").set_value(1)
-    at.number_input(key="batch_upload").set_value(8)
+    at.number_input(key=state.train_setting_key("epochs", "upload")).set_value(1)
+    at.number_input(key=state.train_setting_key("batch", "upload")).set_value(8)
     at.button[0].click().run()
     assert not at.exception and not at.error
-    job = at.session_state["active_job"]
+    job = at.session_state[state.ACTIVE_JOB]
     assert services.job_manager().wait(job, timeout=120) == "finished"
 
 
@@ -175,8 +183,10 @@ def test_train_view_refuses_a_zip_with_one_class(tmp_path, monkeypatch):
     monkeypatch.setenv("RESNET_EXPLORER_DATA", str(tmp_path))
     at = page("train")
     at.run()
-    at.selectbox(key="train_dataset").set_value("upload").run()
-    at.file_uploader(key="upload_zip").upload("one.zip", _zip({"cat": 12}), "application/zip").run()
+    at.selectbox(key=state.TRAIN_DATASET).set_value("upload").run()
+    at.file_uploader(key=state.UPLOAD_ZIP).upload(
+        "one.zip", _zip({"cat": 12}), "application/zip"
+    ).run()
     assert not at.exception
     assert at.error[0].value.startswith("one.zip was not accepted:")
     assert "found only one class folder, 'cat'" in at.error[0].value

@@ -1,0 +1,185 @@
+"""The experiments the pages and the benches run: plain-vs-residual races, He et al.'s
+degradation set, and fitting a network to a dataset. Data and small functions only: no
+training here, no UI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from core.config import TrainConfig
+from core.data import DataRequest, TensorData
+from core.errors import ExplainedError
+from core.presets import cifar_resnet
+from core.spec import NetSpec, format_shape
+
+NARROW = (8, 16, 32)  # a quarter of He et al.'s 16/32/64 filters: minutes on a laptop CPU
+CIFAR_WIDTHS = (16, 32, 64)
+SIZE = 16  # races and the degradation set train at 16x16: small, and deep enough for 3 stages
+SHAPES_IMAGES = 6000  # Shapes is drawn, so a race says how many images
+
+# label -> (n of He et al.'s 6n+2 layers, filters per stage)
+RACES: dict[str, tuple[int, tuple[int, int, int]]] = {
+    "8 layers, narrow": (1, NARROW),
+    "14 layers, narrow": (2, NARROW),
+    "20 layers, narrow": (3, NARROW),
+    "20 layers (CIFAR)": (3, CIFAR_WIDTHS),
+    "56 layers, narrow": (9, NARROW),
+    "56 layers (CIFAR)": (9, CIFAR_WIDTHS),
+}
+DEFAULT_RACE = "20 layers, narrow"
+RACE_DATA = ("digits", "shapes")  # built in: a race never waits for a download
+RACE_STEPS = 200
+
+# He et al. 2015, Fig. 1: 20 and 56 layers, plain and residual, on the built-in digits
+# (on Shapes every net first sits at chance for longer than a CPU budget; see
+# bench/degradation.py). n of 6n+2 for each depth.
+DEGRADATION_DEPTHS = {20: 3, 56: 9}
+DEGRADATION_DATA = "digits"
+DEGRADATION_STEPS = 300
+
+
+RACE_PREFIX, DEGRADATION_NAME = "Race: ", "Degradation: 20 vs 56 layers"
+
+
+def is_experiment(run_name: str) -> bool:
+    """Whether a run of this name was started as one of these experiments (Compare)."""
+    return run_name.startswith(RACE_PREFIX) or run_name == DEGRADATION_NAME
+
+
+class FitError(ExplainedError):
+    """A network that does not fit the images it is asked to train on."""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """Everything a run needs except its owner: a name, the nets, the data, the settings."""
+
+    name: str
+    specs: tuple[NetSpec, ...]
+    data: DataRequest
+    config: TrainConfig
+
+
+def race_pair(label: str, *, input_shape=(3, SIZE, SIZE), num_classes: int = 10):
+    """(plain, residual) twins of one race: the same layers, the skips off in the first."""
+    n, widths = RACES[label]
+    return tuple(
+        cifar_resnet(
+            n, residual=residual, widths=widths, input_shape=input_shape, num_classes=num_classes
+        )
+        for residual in (False, True)
+    )
+
+
+def degradation_nets(
+    *, widths=NARROW, input_shape=(3, SIZE, SIZE), num_classes: int = 10
+) -> tuple[NetSpec, ...]:
+    """Plain-20, Plain-56, ResNet-20, ResNet-56: each residual net is its plain twin with
+    the skips on, nothing else different."""
+    return tuple(
+        cifar_resnet(
+            n, residual=residual, widths=widths, input_shape=input_shape, num_classes=num_classes
+        )
+        for residual in (False, True)
+        for n in DEGRADATION_DEPTHS.values()
+    )
+
+
+def data_request(name: str, *, size: int = SIZE, seed: int = 0) -> DataRequest:
+    """The data of a race or of the degradation set."""
+    return DataRequest(
+        name=name, size=size, seed=seed, n=SHAPES_IMAGES if name == "shapes" else None
+    )
+
+
+def settings(steps: int, *, seed: int = 0, lr: float = 0.1, evaluations: int = 5) -> TrainConfig:
+    """He et al.'s SGD at lr 0.1, batch 128, with a short warm-up and a cosine decay, so a
+    few hundred steps end with a low learning rate; `evaluations` validations in the run."""
+    return TrainConfig(
+        steps=steps,
+        batch_size=128,
+        lr=lr,
+        schedule="cosine",
+        warmup_steps=min(20, steps // 10),
+        seed=seed,
+        eval_every=max(steps // max(evaluations, 1), 1),
+    )
+
+
+def race(label: str, data: str, steps: int = RACE_STEPS, *, seed: int = 0) -> Experiment:
+    """A plain net against its residual twin: same weights, same batches, same order."""
+    return Experiment(
+        f"Race: {label}",
+        race_pair(label),
+        data_request(data, seed=seed),
+        settings(steps, seed=seed),
+    )
+
+
+def degradation(steps: int = DEGRADATION_STEPS, *, seed: int = 0) -> Experiment:
+    """He et al.'s Fig. 1 in minutes: the four nets of `degradation_nets`, interleaved."""
+    return Experiment(
+        DEGRADATION_NAME,
+        degradation_nets(),
+        data_request(DEGRADATION_DATA, seed=seed),
+        settings(steps, seed=seed),
+    )
+
+
+def fit_to_data(spec: NetSpec, data: TensorData) -> NetSpec:
+    """`spec` with the data's input shape and number of classes, checked against them.
+
+    Raises:
+        FitError: the layers do not fit the images (e.g. too many pools for 8x8 pixels);
+            the message names the net, the images and the block.
+    """
+    fitted = dataclasses.replace(spec, input_shape=data.input_shape, num_classes=data.num_classes)
+    try:
+        fitted.validate()
+    except ValueError as e:  # a SpecError: say it once, with the images it did not fit
+        raise FitError(
+            f"{spec.name} does not fit {format_shape(data.input_shape)} images ({e})",
+            fix="change it on the Build page, or pick a larger image size",
+        ) from None
+    return fitted
+
+
+# --- what the gradient-flow sweep shows --------------------------------------------------
+
+LEVEL = 10.0  # a first layer within 10x of the last block's gradient still learns at pace
+
+
+def _flow_word(ratio: float) -> str:
+    if not ratio > 0:  # 0 or NaN: nothing reached the first layer
+        return "vanished"
+    if ratio < 1 / LEVEL:
+        return "vanishing"
+    return "exploding" if ratio > LEVEL else "about level"
+
+
+def flow_findings(points) -> list[str]:
+    """What a depth sweep (core.analysis.depth_sweep) measured, one sentence per
+    activation and BatchNorm setting, at the deepest depth with both a plain and a
+    residual net: the first layer's gradient over the last block's, for each, and
+    whether that is vanishing (below 1/LEVEL), about level, or exploding (above LEVEL).
+    Computed from the numbers, so the page never claims what the run did not show."""
+    groups: dict[tuple[str, bool], dict[int, dict[bool, float]]] = {}
+    for p in points:
+        by_depth = groups.setdefault((p.activation, p.batch_norm), {})
+        by_depth.setdefault(p.depth, {})[p.residual] = p.flow.first_to_last
+    out = []
+    for (activation, bn), by_depth in sorted(groups.items()):
+        paired = [d for d, r in by_depth.items() if len(r) == 2]
+        if not paired:
+            continue
+        depth = max(paired)
+        plain, residual = by_depth[depth][False], by_depth[depth][True]
+        out.append(
+            f"{activation}, {'with' if bn else 'no'} BatchNorm, {depth} layers: the first "
+            f"layer gets {plain:.2g}x the last block's gradient in the plain net "
+            f"({_flow_word(plain)}) and {residual:.2g}x in the residual net "
+            f"({_flow_word(residual)})."
+        )
+    return out
