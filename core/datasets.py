@@ -36,17 +36,19 @@ class DatasetInfo:
 
     title: str
     native_size: int  # side in pixels as stored; a request may resize
+    offline: bool  # built in: works without internet
+    augment: bool  # crop and flip suit its images (objects, not digits or glyphs)
 
 
 DATASETS: dict[str, DatasetInfo] = {
-    name: DatasetInfo(title=title, native_size=side)
-    for name, title, side in (
-        ("shapes", "Shapes", 32),
-        ("digits", "Digits", 8),
-        ("mnist", "MNIST", 28),
-        ("fashion_mnist", "Fashion-MNIST", 28),
-        ("cifar10", "CIFAR-10", 32),
-        ("upload", "Your images", 32),
+    name: DatasetInfo(title=title, native_size=side, offline=offline, augment=augment)
+    for name, title, side, offline, augment in (
+        ("shapes", "Shapes", 32, True, False),
+        ("digits", "Digits", 8, True, False),
+        ("mnist", "MNIST", 28, False, False),
+        ("fashion_mnist", "Fashion-MNIST", 28, False, False),
+        ("cifar10", "CIFAR-10", 32, False, True),
+        ("upload", "Your images", 32, True, True),
     )
 }
 
