@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from PIL import Image
 from plotly.subplots import make_subplots
 
-from app.figures import FONT_SIZE, GREY, TICK_SIZE, style
+from app.style import FONT_SIZE, GREY, TICK_SIZE, style
 
 if TYPE_CHECKING:  # only their fields are read; the view imports the real modules
     from core.attribution import AttributionResult

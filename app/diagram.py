@@ -8,7 +8,7 @@ from itertools import pairwise
 
 import plotly.graph_objects as go
 
-from app.figures import FONT_SIZE, GREY, TICK_SIZE, style
+from app.style import FONT_SIZE, GREY, TICK_SIZE, style
 from core.plan import Layer, Plan, describe_skip
 from core.spec import PROJECTION, ZERO_PAD, format_shape
 

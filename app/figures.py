@@ -11,17 +11,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import plotly.graph_objects as go
 
-# The look lives in app.style; FONT_SIZE, GREY, TICK_SIZE and style are also read from
-# here by app.diagram and app.attribution_figures (until they import app.style).
 from app.markers import add_events, collect_events
-from app.style import (  # noqa: F401
+from app.style import (
     BANDS,
     DASHES,
-    EVENT_STYLES,
-    FONT_SIZE,
     GREY,
-    MAX_EVENTS,
-    MAX_LABEL,
     PLAIN,
     RESIDUAL,
     SYMBOLS,
@@ -30,7 +24,6 @@ from app.style import (  # noqa: F401
     Z_MIN,
     arm_colours,
     band_colorscale,
-    band_of,
     family_of_name,
     log_norms,
     positive,

@@ -180,24 +180,24 @@ def set_upload(file_id: str | None, report) -> None:
 # to, so a rerun (a download, a tab) does not throw away minutes of computation. A few
 # images' maps: kilobytes, not models or datasets. Replaced by the next computation of its
 # kind; never shared.
-_EXPLAIN, _EXPLAIN_PENDING = "explain_results", "explain_pending"
+EXPLAIN, EXPLAIN_PENDING = "explain_results", "explain_pending"
 
 
 def explain_result(kind: str, run: str):
     """The last result of `kind` if it was computed for `run`, else None."""
-    stored = st.session_state.get(_EXPLAIN, {}).get(kind)
+    stored = st.session_state.get(EXPLAIN, {}).get(kind)
     return stored[1] if stored is not None and stored[0] == run else None
 
 
 def set_explain_result(kind: str, run: str, value) -> None:
-    st.session_state.setdefault(_EXPLAIN, {})[kind] = (run, value)
+    st.session_state.setdefault(EXPLAIN, {})[kind] = (run, value)
 
 
 def explain_pending() -> str | None:
     """What the page was computing when its script was stopped (a click on Cancel, or any
     other widget, interrupts it); None when the last computation ended by itself."""
-    return st.session_state.get(_EXPLAIN_PENDING)
+    return st.session_state.get(EXPLAIN_PENDING)
 
 
 def set_explain_pending(what: str | None) -> None:
-    st.session_state[_EXPLAIN_PENDING] = what
+    st.session_state[EXPLAIN_PENDING] = what

@@ -19,15 +19,10 @@ from core.spec import (
 )
 
 
-def _version() -> int:
-    """Bumped on every structural edit, so per-block widgets start from the new spec."""
-    return st.session_state.setdefault("spec_version", 0)
-
-
 def _commit(spec: NetSpec, *, structural: bool = True, preset: str | None = None) -> None:
     state.set_spec(spec, preset=preset)
     if structural:
-        st.session_state["spec_version"] = _version() + 1
+        state.bump_spec_version()
     st.rerun()
 
 
@@ -44,7 +39,7 @@ key = top[0].selectbox(
     keys,
     index=keys.index(state.preset_key()),
     format_func=lambda k: PRESETS[k].title,
-    key="preset_select",
+    key=state.PRESET_SELECT,
 )
 if key != state.preset_key():
     _commit(PRESETS[key].spec(), preset=key)
@@ -55,7 +50,7 @@ residual = top[1].toggle(
     "Skip connections on",
     value=all_on,
     disabled=not residual_blocks,
-    key=f"skips_all_{_version()}",
+    key=f"skips_all_{state.spec_version()}",
     help="Off gives the plain twin. Single skips can be switched in the block editor.",
 )
 if residual_blocks and residual != all_on:
@@ -94,7 +89,7 @@ with left:
             range(len(spec.blocks)),
             index=chosen,
             format_func=lambda i: editing.block_label(i, spec.blocks[i], shapes[i], i == bad),
-            key=f"block_pick_{_version()}",
+            key=f"block_pick_{state.spec_version()}",
             label_visibility="collapsed",
         )
         state.select_block(chosen)
@@ -102,7 +97,7 @@ with left:
         chosen = -1
         st.info("No blocks yet: add one.")
     add_cols = st.columns([3, 2])
-    kind = add_cols[0].selectbox("New block", list(BLOCK_KINDS), key="new_kind")
+    kind = add_cols[0].selectbox("New block", list(BLOCK_KINDS), key=state.NEW_KIND)
     if add_cols[1].button("Add after", icon=":material/add:", width="stretch"):
         channels = shapes[chosen][0] if chosen >= 0 and shapes[chosen] else 16
         state.select_block(chosen + 1)
@@ -126,9 +121,9 @@ with right:
         if bad == chosen:
             st.error(error.advice, icon=":material/error:")
         values = {}
-        v = _version()
+        v = state.spec_version()
         for name, widget, value in editing.field_kinds(block):
-            k = f"f{v}_{chosen}_{name}"
+            k = state.field_key(v, chosen, name)
             label = name.replace("_", " ")
             if widget == "choice":
                 options = list(editing.CHOICES[name])
@@ -156,17 +151,22 @@ with right:
             _commit(editing.replace_block(spec, chosen, edited), structural=False)
 
 with st.expander("Network-wide settings: BatchNorm, activation, initialisation"):
-    d = spec.defaults
+    d, v = spec.defaults, state.spec_version()
     c = st.columns(4)
-    bn = c[0].toggle("BatchNorm", value=d.batch_norm, key=f"d_bn_{_version()}")
+    bn = c[0].toggle("BatchNorm", value=d.batch_norm, key=state.field_key(v, -1, "bn"))
     act = c[1].selectbox(
-        "Activation", ACTIVATIONS, index=ACTIVATIONS.index(d.activation), key=f"d_act_{_version()}"
+        "Activation",
+        ACTIVATIONS,
+        index=ACTIVATIONS.index(d.activation),
+        key=state.field_key(v, -1, "act"),
     )
     init = c[2].selectbox(
-        "Initialisation", INITS, index=INITS.index(d.init), key=f"d_init_{_version()}"
+        "Initialisation", INITS, index=INITS.index(d.init), key=state.field_key(v, -1, "init")
     )
     zero = c[3].toggle(
-        "Zero-init last BN of each branch", value=d.zero_init_last_bn, key=f"d_zero_{_version()}"
+        "Zero-init last BN of each branch",
+        value=d.zero_init_last_bn,
+        key=state.field_key(v, -1, "zero"),
     )
     new = Defaults(batch_norm=bn, activation=act, init=init, zero_init_last_bn=zero)
     if new != d:
@@ -211,7 +211,7 @@ with st.expander("Save or load the network as JSON"):
         file_name=f"{spec.name.replace(' ', '_')}.json",
         mime="application/json",
     )
-    upload = st.file_uploader("Load a spec (JSON)", type=["json"], key="spec_upload")
+    upload = st.file_uploader("Load a spec (JSON)", type=["json"], key=state.SPEC_UPLOAD)
     if upload is not None:
         try:  # size, nesting and block count are checked before any block is parsed
             loaded = NetSpec.from_json(upload.getvalue())

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app import state
 from core.blocks import plain_forward_source, residual_forward_source
 from core.presets import PRESETS
 from core.spec import ConvSpec, NetSpec
@@ -56,8 +57,8 @@ def test_switching_preset_and_skips(app):
 
 
 def test_a_spec_in_session_state_is_shown(app):
-    app.session_state["spec"] = PRESETS["dense_residual"].spec()
-    app.session_state["preset_key"] = "dense_residual"
+    app.session_state[state.SPEC] = PRESETS["dense_residual"].spec()
+    app.session_state[state.PRESET] = "dense_residual"
     app.run()
     rows = app.dataframe[0].value
     assert list(rows["kind"]) == ["flatten", "dense_residual", "head"]
@@ -140,7 +141,7 @@ def test_loading_a_spec_the_server_cannot_run_is_refused(app):
 
 
 def test_a_refused_spec_is_not_drawn_or_tabled(app):
-    app.session_state["spec"] = NetSpec(
+    app.session_state[state.SPEC] = NetSpec(
         input_shape=(3, 512, 512),
         num_classes=10,
         blocks=tuple(ConvSpec(out_channels=64) for _ in range(500)),
@@ -157,7 +158,7 @@ def test_a_refused_spec_is_not_drawn_or_tabled(app):
 def test_a_network_name_is_shown_as_plain_text(app):
     name = "**Bold** [link](https://example.com) <b>x</b> $x^2$ :red[red] # 1. _i_"
     spec = dataclasses.replace(PRESETS["resnet8_narrow"].spec(), name=name)
-    app.session_state["spec"] = spec
+    app.session_state[state.SPEC] = spec
     app.run()
     heading = app.subheader[0].value
     assert shown(heading) == f"{name}: input 3x32x32"

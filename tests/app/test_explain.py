@@ -11,7 +11,7 @@ import torch
 
 from app import attribution_figures as af
 from app import attribution_tables as tables
-from app import services
+from app import services, state
 from core.attribution import AttributionRequest, AttributionResult
 from core.attribution_quality import (
     CONTROLS,
@@ -190,7 +190,7 @@ def test_a_rerun_copies_no_network_and_a_computation_copies_only_the_chosen_ones
 
 def test_a_stopped_computation_is_reported_once(finished_run):
     at = page("explain")
-    at.session_state["explain_pending"] = "the sanity check"
+    at.session_state[state.EXPLAIN_PENDING] = "the sanity check"
     at.run()
     assert "Stopped computing the sanity check" in _texts(at)
     at.run()
@@ -199,7 +199,7 @@ def test_a_stopped_computation_is_reported_once(finished_run):
 
 def test_another_browser_sees_no_runs(finished_run):
     at = page("explain")
-    at.session_state["owner"] = "e" * 32
+    at.session_state[state.OWNER] = "e" * 32
     at.run()
     assert not at.exception
     assert "No runs yet in this browser" in _texts(at)
