@@ -56,17 +56,22 @@ class LandscapeSettings:
         checks.whole(self.grid, "the grid", 2, MAX_GRID, where=where, error=InsideError)
         for name in ("low", "high"):
             checks.number(
-                getattr(self, name), f"the range's {name} end", -MAX_SPAN, MAX_SPAN,
-                where=where, error=InsideError,
-            )  # fmt: skip
+                getattr(self, name),
+                f"the range's {name} end",
+                -MAX_SPAN,
+                MAX_SPAN,
+                where=where,
+                error=InsideError,
+            )
         if not self.low < self.high:
             raise InsideError(
                 f"the range runs from {self.low:g} to {self.high:g}",
                 where=where,
                 fix="make its low end smaller than its high end, e.g. -1 to 1",
             )
-        checks.whole(self.images, "the number of images", 1, MAX_IMAGES, where=where,
-                     error=InsideError)  # fmt: skip
+        checks.whole(
+            self.images, "the number of images", 1, MAX_IMAGES, where=where, error=InsideError
+        )
         checks.whole(self.seed, "the seed", 0, 2**31 - 1, where=where, error=InsideError)
 
     @property
@@ -152,8 +157,11 @@ def _walk(
                 check_cancel(cancel, "the loss landscape", k, len(points))
                 place(params, point)
                 results.append(evaluate(net, x, y))
-                report(progress, (k + 1) / len(points), f"loss landscape: {k + 1} of "
-                       f"{len(points)} points")  # fmt: skip
+                report(
+                    progress,
+                    (k + 1) / len(points),
+                    f"loss landscape: {k + 1} of {len(points)} points",
+                )
     finally:
         with torch.no_grad():
             torch._foreach_copy_(params, saved)
@@ -307,8 +315,7 @@ def compare(
         InsideError: `dims` is not 1 or 2, or the data do not fit a net.
         Cancelled: `cancel` was set.
     """
-    checks.whole(dims, "the number of directions", 1, 2, where="loss landscape",
-                 error=InsideError)  # fmt: skip
+    checks.whole(dims, "the number of directions", 1, 2, where="loss landscape", error=InsideError)
     fn = slice_2d if dims == 2 else slice_1d
     out = {}
     for k, (name, net) in enumerate(arms.items()):

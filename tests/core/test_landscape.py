@@ -124,8 +124,13 @@ def test_twins_on_one_grid_with_progress_and_cancel(data, resnet, plain):
     before = weights(resnet)
     shares = []
     s = LandscapeSettings(grid=3, images=32)
-    out = compare({"plain": plain, "residual": resnet}, data, s, dims=1,
-                  progress=lambda share, m: shares.append(share))  # fmt: skip
+    out = compare(
+        {"plain": plain, "residual": resnet},
+        data,
+        s,
+        dims=1,
+        progress=lambda share, m: shares.append(share),
+    )
     assert list(out) == ["plain", "residual"]
     assert out["plain"].alphas == out["residual"].alphas and out["plain"].images == 32
     assert out["plain"].losses != out["residual"].losses
