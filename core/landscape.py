@@ -53,7 +53,9 @@ class LandscapeSettings:
 
     def __post_init__(self) -> None:
         where = "loss landscape"
-        checks.whole(self.grid, "the grid", 2, MAX_GRID, where=where, error=InsideError)
+        checks.whole(
+            self.grid, "the grid (points per axis)", 2, MAX_GRID, where=where, error=InsideError
+        )
         for name in ("low", "high"):
             checks.number(
                 getattr(self, name),

@@ -162,7 +162,9 @@ def test_settings_refuse_what_cannot_work():
         "loss landscape: the range runs from 1 to -1; make its low end smaller than its high "
         "end, e.g. -1 to 1"
     )
-    with pytest.raises(InsideError, match="the grid must be a whole number from 2 to 101"):
+    with pytest.raises(
+        InsideError, match=r"the grid \(points per axis\) must be a whole number from 2 to 101"
+    ):
         LandscapeSettings(grid=1)
     with pytest.raises(InsideError, match="the number of images must be a whole number"):
         LandscapeSettings(images=0)
