@@ -5,6 +5,8 @@ Targets on this CPU (issue 13), for ResNet-20 on built-in Shapes at 32x32: all s
 lesions on 1,000 validation images in at most 10 s; the 11x11 loss surface on 256
 training images in at most 60 s. The weights are only briefly trained: timing does not
 depend on them. Prints seconds, ratios and whether each target is met; never asserts.
+On a machine shared with other jobs, pass --threads 1 (two OpenMP threads fighting for
+busy cores were 10x slower here) and read the CPU seconds: they leave out the waiting.
 Run: .venv/bin/python bench/inside.py   (--size 16 for the 16x16 variant)
 """
 
