@@ -20,7 +20,7 @@ from core.errors import ExplainedError
 from core.model import Net, build
 from core.spec import NetSpec
 from core.telemetry import Event, RunLog
-from core.training import DivergedError, Interrupted, Trainer, describe_device
+from core.training import DivergedError, Interrupted, Trainer, describe_device, pick_device
 
 QUEUED, RUNNING, PAUSED = "queued", "running", "paused"
 FINISHED, STOPPED, FAILED, DIVERGED, CANCELLED = (
@@ -91,6 +91,9 @@ class Run:
     ):
         self.config = config
         self.trainers: dict[str, Trainer] = {}
+        device = pick_device(config.device)
+        if data.device != device:  # once for every arm, not one copy each
+            data = data.to(device)
         for arm in arms:
             net = build(arm.spec, seed=config.seed)
             trainer = Trainer(net, data, config, interrupt=interrupt)
@@ -106,6 +109,7 @@ class Run:
         self.seconds = 0.0  # wall clock inside step(): every arm's round counted once
         self.images_per_s = 0.0
         self._rate_mark = (0, 0.0)  # (images, seconds) where the rate window began
+        self._first_round = (0, 0.0)  # (steps, seconds) when the first round ended
         self._interrupt = interrupt or (lambda: False)
 
     # -- what the pages read ------------------------------------------------------------
@@ -129,11 +133,15 @@ class Run:
 
     @property
     def eta_seconds(self) -> float | None:
-        """Seconds left at the pace of the rounds so far; None unless training."""
+        """Seconds left at the pace of the rounds so far, one clock for all arms (two arms
+        trained in turn count each round once); the first round, which pays for warm-up,
+        is left out once there are others. None unless training."""
         steps = self.step_count
         if self.status != RUNNING or steps == 0 or self.seconds <= 0:
             return None
-        return (self.total_steps - steps) * self.seconds / steps
+        first_steps, first_s = self._first_round
+        pace = (self.seconds - first_s) / (steps - first_steps) if steps > first_steps else 0
+        return (self.total_steps - steps) * (pace or self.seconds / steps)
 
     @property
     def rate(self) -> float:
@@ -174,6 +182,8 @@ class Run:
             self._end(DIVERGED, str(e))
         finally:
             self.seconds += time.perf_counter() - start
+        if self._first_round == (0, 0.0) and self.step_count > 0:
+            self._first_round = (self.step_count, self.seconds)
         self._measure_rate()
         if self.status == RUNNING and all(t.done for t in self.trainers.values()):
             self._end(FINISHED, "", event=("finished", "done"))
