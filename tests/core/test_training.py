@@ -229,17 +229,25 @@ def _float64_norms(net, x, y) -> dict[str, float]:
     return {k: math.sqrt(v) for k, v in sums.items()}
 
 
-def test_vanishing_gradients_read_their_true_size_not_zero():
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.parametrize(
+    ("device", "rel"),
+    [("cpu", 1e-3), pytest.param("cuda", 5e-2, marks=[pytest.mark.gpu, CUDA])],  # TF32 convs
+)
+def test_vanishing_gradients_read_their_true_size_not_zero(device, rel):
     spec, data = _deep_sigmoid_net(), separable_data()
     net = build(spec, seed=0)
     oracle_net = copy.deepcopy(net)
-    trainer = Trainer(net, data, TrainConfig(steps=2, batch_size=32, **CPU))
+    cfg = TrainConfig(steps=2, batch_size=32, device=device, precision="fp32")
+    trainer = Trainer(net, data, cfg)
     record = trainer.step()
-    x, y = trainer.last_batch
+    x, y = (t.cpu() for t in trainer.last_batch)
     truth = _float64_norms(oracle_net, x, y)
     assert min(truth.values()) < 1e-25  # squares below float32's smallest number
     for layer, norm in zip(trainer.layers, record.grad_norms, strict=True):
-        assert norm == pytest.approx(truth[layer], rel=1e-3), layer
+        assert norm == pytest.approx(truth[layer], rel=rel), layer
     flow = grad_flow_at_init(spec, x, y, seed=0)  # the analysis page's reading, too
     for layer, norm in zip(flow.layers, flow.norms, strict=True):
         assert norm == pytest.approx(truth[layer], rel=1e-3), layer
