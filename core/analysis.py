@@ -35,13 +35,18 @@ class GradFlow:
 
 
 def layer_grad_norms(net: torch.nn.Module) -> dict[str, float]:
-    """{layer: L2 norm of all its parameters' gradients}, layers as the builder names them."""
+    """{layer: L2 norm of all its parameters' gradients}, layers as the builder names them.
+
+    Squares are added in float64: a vanishing gradient of 1e-30 (squared 1e-60, zero in
+    float32) reads 1e-30, so the input side of a deep sigmoid net stays on the chart.
+    """
     sums: dict[str, float] = {}
     for name, p in net.named_parameters():
         if p.grad is None:
             continue
         layer = layer_of(name)
-        sums[layer] = sums.get(layer, 0.0) + float(p.grad.float().square().sum())
+        norm = float(torch.linalg.vector_norm(p.grad, dtype=torch.float64))
+        sums[layer] = sums.get(layer, 0.0) + norm * norm
     return {k: v**0.5 for k, v in sums.items()}
 
 

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from core import checks
+from core.errors import ExplainedError
 from core.spec import SpecError, fields_dict, parse_dataclass
 
 CONFIG_SCHEMA = 1
@@ -18,13 +20,17 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
+# The most optimizer steps one run may take, whether set as steps or implied by epochs x
+# batches per epoch: a million steps of a tiny net is days on a CPU, and one run must not
+# hold a training slot of a shared server for longer than a class lasts many times over.
+MAX_STEPS = 1_000_000
 
 
-class ConfigError(SpecError):
+class ConfigError(ExplainedError):
     """Training settings that cannot work; the message names the setting and the fix."""
 
-    def __init__(self, problem: str):
-        super().__init__(problem, where="training settings")
+    def __init__(self, problem: str, *, where: str | None = None, fix: str | None = None):
+        super().__init__(problem, where=where or "training settings", fix=fix)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,25 +68,38 @@ class TrainConfig:
         return max(1, math.ceil(train_size / self.batch_size))
 
     def validate(self, train_size: int | None = None) -> TrainConfig:
-        """Raise ConfigError for the first setting that cannot work; return self."""
-        _choice(self.optimizer, "optimizer", OPTIMIZERS)
-        _choice(self.schedule, "schedule", SCHEDULES)
-        _choice(self.device, "device", DEVICES)
-        _choice(self.precision, "precision", PRECISIONS)
-        _number(self.lr, "learning rate", 1e-6, 10.0, "0.1 for SGD or 0.001 for Adam")
-        _number(self.momentum, "momentum", 0.0, 0.999, "0.9 is the usual choice")
-        _number(self.weight_decay, "weight decay", 0.0, 0.1, "1e-4 or 5e-4 are usual")
-        _number(self.gamma, "gamma", 1e-4, 1.0, "0.1 divides the lr by 10 at each milestone")
-        _number(self.label_smoothing, "label smoothing", 0.0, 0.5, "0.1 is usual; 0 turns it off")
-        _whole(self.batch_size, "batch size", 1, 4096, "128 is the classic choice")
-        _whole(self.epochs, "epochs", 1, 1000, "5 is plenty for the built-in data")
-        if self.steps is not None:
-            _whole(self.steps, "steps", 1, 1_000_000, "use a few hundred for a quick run")
-        _whole(self.warmup_steps, "warm-up steps", 0, 100_000, "0 turns warm-up off")
-        _whole(self.seed, "seed", 0, 2**31 - 1, "any whole number; runs with one seed match")
-        _whole(self.log_every, "log every", 1, 10_000, "1 logs every step")
-        if self.eval_every is not None:
-            _whole(self.eval_every, "evaluate every", 1, 1_000_000, "or leave it empty")
+        """Raise ConfigError for the first setting that cannot work; return self.
+
+        With `train_size`, also the settings that depend on the dataset: the batch size,
+        the warm-up and the number of steps the epochs imply.
+        """
+        for value, name, options in (
+            (self.optimizer, "optimizer", OPTIMIZERS),
+            (self.schedule, "schedule", SCHEDULES),
+            (self.device, "device", DEVICES),
+            (self.precision, "precision", PRECISIONS),
+        ):
+            checks.choice(value, name, options, error=ConfigError)
+        for value, name, lo, hi, fix in (
+            (self.lr, "learning rate", 1e-6, 10.0, "0.1 for SGD or 0.001 for Adam"),
+            (self.momentum, "momentum", 0.0, 0.999, "0.9 is the usual choice"),
+            (self.weight_decay, "weight decay", 0.0, 0.1, "1e-4 or 5e-4 are usual"),
+            (self.gamma, "gamma", 1e-4, 1.0, "0.1 divides the lr by 10 at each milestone"),
+            (self.label_smoothing, "label smoothing", 0.0, 0.5, "0.1 is usual; 0 turns it off"),
+        ):
+            checks.number(value, name, lo, hi, fix=fix, error=ConfigError)
+        for value, name, lo, hi, fix in (
+            (self.batch_size, "batch size", 1, 4096, "128 is the classic choice"),
+            (self.epochs, "epochs", 1, 1000, "5 is plenty for the built-in data"),
+            (self.steps, "steps", 1, MAX_STEPS, "use a few hundred for a quick run"),
+            (self.warmup_steps, "warm-up steps", 0, 100_000, "0 turns warm-up off"),
+            (self.seed, "seed", 0, 2**31 - 1, "any whole number; runs with one seed match"),
+            (self.log_every, "log every", 1, 10_000, "1 logs every step"),
+            (self.eval_every, "evaluate every", 1, MAX_STEPS, "or leave it empty"),
+        ):
+            optional = name in ("steps", "evaluate every")  # None: by epochs, once an epoch
+            if not (optional and value is None):
+                checks.whole(value, name, lo, hi, fix=fix, error=ConfigError)
         if sorted(self.milestones) != list(self.milestones) or any(
             not 0 < m < 1 for m in self.milestones
         ):
@@ -98,12 +117,23 @@ class TrainConfig:
                     f"the batch size {self.batch_size} is larger than the {train_size} "
                     f"training images; use a batch size of at most {train_size}"
                 )
-            if self.warmup_steps >= self.total_steps(train_size):
-                raise ConfigError(
-                    f"the warm-up ({self.warmup_steps} steps) is as long as the whole run "
-                    f"({self.total_steps(train_size)} steps); shorten it"
-                )
+            self._check_budget(train_size)
         return self
+
+    def _check_budget(self, train_size: int) -> None:
+        """The steps the settings imply fit the cap, and the warm-up fits in them."""
+        total = self.total_steps(train_size)
+        if total > MAX_STEPS:
+            raise ConfigError(
+                f"{self.epochs:,} epochs of {self.steps_per_epoch(train_size):,} batches are "
+                f"{total:,} steps, more than the {MAX_STEPS:,} one run may take",
+                fix="use fewer epochs or a larger batch size",
+            )
+        if self.warmup_steps >= total:
+            raise ConfigError(
+                f"the warm-up ({self.warmup_steps} steps) is as long as the whole run "
+                f"({total} steps); shorten it"
+            )
 
     def to_json(self) -> str:
         return json.dumps({"schema": CONFIG_SCHEMA, **fields_dict(self)}, indent=2)
@@ -116,7 +146,10 @@ class TrainConfig:
                 "save them again from the Train page"
             )
         body = {k: v for k, v in data.items() if k != "schema"}
-        return parse_dataclass(cls, body, "training settings")
+        try:
+            return parse_dataclass(cls, body, "training settings")
+        except SpecError as e:  # the shared parser speaks of specs; these are settings
+            raise ConfigError(e.problem) from None
 
     @classmethod
     def from_json(cls, text: str) -> TrainConfig:
@@ -124,21 +157,3 @@ class TrainConfig:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as e:
             raise ConfigError(f"the file is not valid JSON ({e.msg}, line {e.lineno})") from None
-
-
-def _choice(value, name: str, choices) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name} {value!r} is not available; choose one of: {', '.join(choices)}")
-
-
-def _number(value, name: str, lo: float, hi: float, hint: str) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or not lo <= value <= hi:
-        raise ConfigError(f"{name} {value!r} is out of range ({lo:g} to {hi:g}); {hint}")
-
-
-def _whole(value, name: str, lo: int, hi: int, hint: str) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise ConfigError(
-            f"{name} must be a whole number from {lo:,} to {hi:,}, got {value!r}; {hint}"
-        )

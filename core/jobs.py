@@ -1,15 +1,14 @@
-"""Background training jobs: a bounded worker pool, a FIFO queue, commands, ownership.
+"""The local training backend: a bounded worker pool, a FIFO queue, owners, commands.
 
-`JobManager` is the seam: the UI talks only to its methods, so a cluster backend (Ray)
-can replace `LocalJobManager` later. Worker threads never touch the UI; an exception
-ends its own run only; a worker thread lives exactly as long as its run.
+It implements `core.jobs_api.JobManager`. Each job's training is a synchronous
+`core.run.Run` that one worker thread drives; workers never touch the UI, an exception
+ends its own run only, and an ended run keeps its logs and final weights, nothing more.
 """
 
 from __future__ import annotations
 
-import abc
-import copy
 import itertools
+import logging
 import os
 import queue
 import threading
@@ -22,74 +21,31 @@ from torch import nn
 
 from core.config import TrainConfig
 from core.data import TensorData
-from core.model import build
-from core.spec import NetSpec
-from core.telemetry import Event, RunLog
-from core.training import DivergedError, Trainer, describe_device
-
-QUEUED, RUNNING, PAUSED = "queued", "running", "paused"
-FINISHED, STOPPED, FAILED, DIVERGED, CANCELLED = (
-    "finished",
-    "stopped",
-    "failed",
-    "diverged",
-    "cancelled",
+from core.jobs_api import JobError as JobError
+from core.jobs_api import JobInfo as JobInfo
+from core.jobs_api import JobManager as JobManager
+from core.run import (  # statuses, Arm and Command: pages import them from here
+    ACTIVE,
+    CANCELLED,
+    COMMANDS,
+    FAILED,
+    PAUSED,
+    QUEUED,
+    RUNNING,
+    Arm,
+    Command,
+    Run,
+    Weights,
+    failure_message,
 )
-ACTIVE = (QUEUED, RUNNING, PAUSED)
+from core.run import DIVERGED as DIVERGED
+from core.run import FINISHED as FINISHED
+from core.run import STOPPED as STOPPED
+from core.spec import NetSpec
+from core.telemetry import RunLog
 
-
-class JobError(ValueError):
-    """A request the job manager refuses; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class Arm:
-    """One network of a run: a twin run has two arms (plain and residual), same seed."""
-
-    name: str
-    spec: NetSpec
-
-
-@dataclass(frozen=True)
-class Command:
-    kind: str  # pause, resume, stop, skip, lr
-    block: int | None = None  # skip: which block (None: all)
-    on: bool = True  # skip: on or off
-    value: float = 0.0  # lr: the new learning rate
-    arm: str | None = None  # skip/lr: which arm (None: all)
-
-
-@dataclass(frozen=True)
-class JobInfo:
-    """An immutable view of a job, for the page."""
-
-    id: str
-    owner: str
-    name: str
-    status: str
-    message: str
-    arms: tuple[str, ...]
-    step: int
-    total_steps: int
-    eta_seconds: float | None
-    images_per_s: float
-    queue_position: int | None  # 1 = next to start; None when not queued
-    device: str
-    created: float
-    config: TrainConfig
-    skips: dict[str, dict[int, bool]] = field(default_factory=dict)  # arm -> block -> on
-    # Each arm's spec as it is now (live skip toggles applied); the submitted spec while
-    # the run waits. Cheap to read: pages learn shapes and block kinds from it, no copy.
-    specs: dict[str, NetSpec] = field(default_factory=dict)
-    classes: tuple[str, ...] = ()  # the class names of the run's dataset, once loaded
-
-    @property
-    def active(self) -> bool:
-        return self.status in ACTIVE
-
-    @property
-    def progress(self) -> float:
-        return self.step / self.total_steps if self.total_steps else 0.0
+log = logging.getLogger("resnet_explorer.jobs")
+RECHECK_S = 1.0  # a paused worker past its release time looks for waiting runs this often
 
 
 @dataclass(eq=False)
@@ -105,39 +61,18 @@ class Job:
     message: str = ""
     logs: dict[str, RunLog] = field(default_factory=dict)
     commands: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
-    trainers: dict[str, Trainer] = field(default_factory=dict)
+    urgent: threading.Event = field(default_factory=threading.Event)  # a stop or pause waits
+    ended: threading.Event = field(default_factory=threading.Event)  # over, thread gone
+    run: Run | None = None  # from its start until it ends
+    paused_since: float | None = None
+    # What an ended run keeps: its final weights on the CPU and the numbers the page shows.
+    weights: dict[str, Weights] = field(default_factory=dict)
+    torch_device: torch.device | None = None
     device: str = ""
-
-
-class JobManager(abc.ABC):
-    """What the UI may ask of a training backend. Every call names the owner (a browser
-    session id); a job is invisible to everyone else."""
-
-    @abc.abstractmethod
-    def submit(self, owner: str, name: str, arms, data, config: TrainConfig) -> str: ...
-
-    @abc.abstractmethod
-    def info(self, job_id: str, owner: str) -> JobInfo: ...
-
-    @abc.abstractmethod
-    def list(self, owner: str) -> list[JobInfo]: ...
-
-    @abc.abstractmethod
-    def logs(self, job_id: str, owner: str) -> dict[str, RunLog]: ...
-
-    @abc.abstractmethod
-    def send(self, job_id: str, owner: str, command: Command) -> None: ...
-
-    @abc.abstractmethod
-    def cancel(self, job_id: str, owner: str) -> None: ...
-
-    @abc.abstractmethod
-    def delete(self, job_id: str, owner: str) -> None: ...
-
-    @abc.abstractmethod
-    def copy_model(self, job_id: str, owner: str, arm: str) -> tuple[nn.Module, TensorData]:
-        """A copy of one arm's network (eval mode) and the data it trained on, taken while
-        no optimizer step can run: the run must be paused or have ended."""
+    classes: tuple[str, ...] = ()
+    step: int = 0
+    total_steps: int = 0
+    skips: dict[str, dict[int, bool]] = field(default_factory=dict)
 
 
 class LocalJobManager(JobManager):
@@ -149,6 +84,8 @@ class LocalJobManager(JobManager):
         max_queue: queued jobs in all; beyond it, submit refuses.
         threads_per_job: torch intra-op threads per worker; default: cores / max_running,
             so concurrent runs do not oversubscribe the CPU.
+        pause_release_s: a run paused this long gives its training place to a waiting run;
+            resumed, it waits for the next free place.
     """
 
     def __init__(
@@ -157,11 +94,13 @@ class LocalJobManager(JobManager):
         max_per_owner: int = 3,
         max_queue: int = 50,
         threads_per_job: int | None = None,
+        pause_release_s: float = 180.0,
     ):
         self.max_running = max_running
         self.max_per_owner = max_per_owner
         self.max_queue = max_queue
         self.threads_per_job = threads_per_job or max(1, (os.cpu_count() or 1) // max_running)
+        self.pause_release_s = pause_release_s
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self._queue: list[Job] = []
@@ -176,7 +115,7 @@ class LocalJobManager(JobManager):
             raise JobError("a run needs at least one network")
         if len({a.name for a in arms}) != len(arms):
             raise JobError("the networks of one run need different names")
-        config.validate()
+        config.validate(len(data.y_train) if isinstance(data, TensorData) else None)
         for arm in arms:
             arm.spec.validate()
         with self._lock:
@@ -200,8 +139,7 @@ class LocalJobManager(JobManager):
 
     def info(self, job_id: str, owner: str) -> JobInfo:
         with self._lock:
-            job = self._get(job_id, owner)
-            return self._info(job)
+            return self._info(self._get(job_id, owner))
 
     def list(self, owner: str) -> list[JobInfo]:
         with self._lock:
@@ -212,21 +150,39 @@ class LocalJobManager(JobManager):
             return dict(self._get(job_id, owner).logs)
 
     def send(self, job_id: str, owner: str, command: Command) -> None:
+        """Deliver a command; a stop or pause lands within a fraction of a step."""
         with self._lock:
             job = self._get(job_id, owner)
             if job.status not in ACTIVE:
                 raise JobError(f"{job.name} has already ended ({job.status}); start a new run")
+            if command.kind not in COMMANDS:
+                raise JobError(f"there is no command {command.kind!r}; use one of {COMMANDS}")
+            if command.arm is not None and command.arm not in (a.name for a in job.arms):
+                raise JobError(f"{job.name} has no network named {command.arm!r}")
+            if self._released(job):  # no thread drives it: apply here, under the lock
+                self._apply_released(job, command)
+                return
             job.commands.put(command)
+            if command.kind in ("stop", "pause"):
+                job.urgent.set()  # after the put: the worker clears it, then drains
 
     def cancel(self, job_id: str, owner: str) -> None:
-        """Remove a queued job, or stop a running one at its next step."""
+        """Remove a queued job, or stop a running or paused one within a fraction of a step."""
         with self._lock:
             job = self._get(job_id, owner)
-            if job.status == QUEUED:
+            if job.status == QUEUED and job.run is None:
                 self._queue.remove(job)
                 job.status, job.message = CANCELLED, "cancelled before it started"
+                job.ended.set()
+            elif job.status == QUEUED or self._released(job):  # paused, not training
+                if job in self._queue:
+                    self._queue.remove(job)
+                job.run.apply(Command("stop"))
+                self._keep_results(job, job.run)
+                job.ended.set()
             elif job.status in (RUNNING, PAUSED):
                 job.commands.put(Command("stop"))
+                job.urgent.set()
 
     def delete(self, job_id: str, owner: str) -> None:
         with self._lock:
@@ -236,34 +192,32 @@ class LocalJobManager(JobManager):
             del self._jobs[job_id]
 
     def copy_model(self, job_id: str, owner: str, arm: str) -> tuple[nn.Module, TensorData]:
-        with self._lock:  # a paused worker cannot resume while we hold the lock
+        with self._lock:  # a paused worker cannot take a step while we hold the lock
             job = self._get(job_id, owner)
             if job.status in (QUEUED, RUNNING):
                 raise JobError(
                     f"{job.name} is {job.status}: pause it or let it finish first, so its "
                     "weights stay still while they are explained"
                 )
-            trainer = job.trainers.get(arm)
-            if trainer is None:
+            run = job.run
+            if arm not in (run.trainers if run is not None else job.weights):
                 raise JobError(f"{job.name} has no trained network {arm!r}")
-            return copy.deepcopy(trainer.net).eval(), trainer.data
+            if run is not None:
+                weights, device, data = run.weights(arm), run.torch_device, run.trainers[arm].data
+            else:
+                weights, device, data = job.weights[arm], job.torch_device, job.data
+        if callable(data):  # an ended run keeps its loader, not the data: load it again
+            data = data()
+        return weights.build(device), data
 
     # -- for tests and shutdown -----------------------------------------------------------
 
     def wait(self, job_id: str, timeout: float = 60.0) -> str:
-        """Block until the job has ended (or `timeout`); returns its status."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                job = self._jobs[job_id]
-                thread = self._running.get(job_id)
-                if job.status not in ACTIVE and thread is None:
-                    return job.status
-            if thread is not None:
-                thread.join(timeout=min(0.5, max(deadline - time.monotonic(), 0)))
-            else:
-                time.sleep(0.01)
-        return self._jobs[job_id].status
+        """Block until the job has ended and its thread is gone (or `timeout`); its status."""
+        with self._lock:
+            job = self._jobs[job_id]
+        job.ended.wait(timeout)
+        return job.status
 
     def running_threads(self) -> int:
         with self._lock:
@@ -277,13 +231,13 @@ class LocalJobManager(JobManager):
             raise JobError(f"there is no run {job_id!r} in this session")
         return job
 
+    def _released(self, job: Job) -> bool:
+        """Paused, and its thread gave the training place away. Caller holds the lock."""
+        return job.run is not None and job.status == PAUSED and job.id not in self._running
+
     def _info(self, job: Job) -> JobInfo:
-        trainers = list(job.trainers.values())
-        step = min((t.step_count for t in trainers), default=0)
-        total = max((t.total_steps for t in trainers), default=0)
-        etas = [t.eta_seconds for t in trainers if t.eta_seconds is not None]
-        rates = [t.images_per_s for t in trainers if t.images_per_s > 0]
-        position = self._queue.index(job) + 1 if job in self._queue else None
+        run = job.run
+        training = run is not None and job.status == RUNNING
         return JobInfo(
             id=job.id,
             owner=job.owner,
@@ -291,112 +245,153 @@ class LocalJobManager(JobManager):
             status=job.status,
             message=job.message,
             arms=tuple(a.name for a in job.arms),
-            step=step,
-            total_steps=total,
-            eta_seconds=sum(etas) if etas else None,
-            images_per_s=sum(rates) / len(rates) if rates else 0.0,
-            queue_position=position,
+            step=run.step_count if run is not None else job.step,
+            total_steps=run.total_steps if run is not None else job.total_steps,
+            eta_seconds=run.eta_seconds if training else None,
+            images_per_s=run.rate if training else 0.0,
+            queue_position=self._queue.index(job) + 1 if job in self._queue else None,
             device=job.device,
             created=job.created,
             config=job.config,
-            skips={name: t.net.skips() for name, t in job.trainers.items()},
-            specs={
-                a.name: job.trainers[a.name].net.current_spec()
-                if a.name in job.trainers
-                else a.spec
-                for a in job.arms
-            },
-            classes=next((t.data.classes for t in trainers), ()),
+            skips=run.skips() if run is not None else job.skips,
+            specs=run.specs() if run is not None else _specs(job),
+            classes=job.classes,
         )
 
     def _start_next(self) -> None:
         """Start queued jobs while there is room. Caller holds the lock."""
         while self._queue and len(self._running) < self.max_running:
             job = self._queue.pop(0)
-            job.status = RUNNING
-            thread = threading.Thread(target=self._run, args=(job,), name=job.id, daemon=True)
+            job.status, job.message = RUNNING, ""
+            thread = threading.Thread(target=self._work, args=(job,), name=job.id, daemon=True)
             self._running[job.id] = thread
             thread.start()
 
-    def _run(self, job: Job) -> None:
+    def _work(self, job: Job) -> None:
+        """A worker thread: start (or continue) the job's run and drive it."""
         torch.set_num_threads(self.threads_per_job)  # this worker's intra-op threads
         try:
-            self._train(job)
-        except DivergedError as e:
-            self._end(job, DIVERGED, str(e))
+            if job.run is None:
+                data = job.data() if callable(job.data) else job.data
+                run = Run(job.arms, data, job.config, interrupt=job.urgent.is_set)
+                del data
+                with self._lock:
+                    job.run, job.logs = run, run.logs
+                    job.device, job.torch_device = run.device, run.torch_device
+                    job.classes = run.classes
+            self._drive(job, job.run)
         except Exception as e:  # one run's failure must not touch the others
-            message = f"{type(e).__name__}: {e}" if not isinstance(e, ValueError) else str(e)
-            for log in job.logs.values():
-                log.append_event(Event(step=_step(job), kind="failed", detail=message))
-            self._end(job, FAILED, message)
+            self._fail(job, e)
         finally:
+            ended = job.run is not None and job.run.ended
+            weights = {a: job.run.weights(a) for a in job.run.trainers} if ended else None
             with self._lock:
-                if job.status in ACTIVE:  # ended without saying how: count it as failed
+                if ended:
+                    self._keep_results(job, job.run, weights)
+                elif job.status in ACTIVE and job.run is None:  # ended without saying how
                     job.status = FAILED
-                self._running.pop(job.id, None)
+                if self._running.get(job.id) is threading.current_thread():
+                    del self._running[job.id]  # (a released run's place is already free)
+                if job.status not in ACTIVE:
+                    job.ended.set()
                 self._start_next()
 
-    def _end(self, job: Job, status: str, message: str) -> None:
+    def _drive(self, job: Job, run: Run) -> None:
+        """Train until the run ends, or until it has been paused so long that it gives
+        its place to a waiting run (it keeps its state and continues later)."""
+        while not run.ended:
+            job.urgent.clear()  # then take every waiting command
+            while True:
+                try:
+                    run.apply(job.commands.get_nowait())
+                except queue.Empty:
+                    break
+            self._sync(job, run)  # a copy_model holding the lock keeps this step waiting
+            if run.status == PAUSED:
+                if self._wait_paused(job, run):
+                    return
+                continue
+            run.step()
+        self._sync(job, run)
+
+    def _sync(self, job: Job, run: Run) -> None:
         with self._lock:
-            job.status, job.message = status, message
+            if run.status != PAUSED:
+                job.paused_since = None
+            elif job.paused_since is None:
+                job.paused_since = time.monotonic()
+            job.status = run.status
+            if run.message:
+                job.message = run.message
 
-    def _train(self, job: Job) -> None:
-        data = job.data() if callable(job.data) else job.data
-        for arm in job.arms:
-            # One seed for every arm: identical weights where the layers match, and the
-            # same batch order, so the skip connections are the only difference.
-            net = build(arm.spec, seed=job.config.seed)
-            trainer = Trainer(net, data, job.config)
-            trainer.log.meta.update(arm=arm.name, spec=arm.spec.to_json(indent=None))
-            with self._lock:
-                job.trainers[arm.name] = trainer
-                job.logs[arm.name] = trainer.log
-                job.device = describe_device(trainer.device)
-        trainers = list(job.trainers.values())
-        while True:
-            stop = self._apply_commands(job)
-            if stop:
-                for t in trainers:
-                    t.log.append_event(Event(step=t.step_count, kind="stop", detail="stopped"))
-                self._end(job, STOPPED, f"stopped at step {_step(job)}")
-                return
-            if all(t.done for t in trainers):
-                for t in trainers:
-                    t.log.append_event(Event(step=t.step_count, kind="finished", detail="done"))
-                self._end(job, FINISHED, "")
-                return
-            for t in trainers:  # interleaved: both curves grow together
-                if not t.done:
-                    t.step()
-
-    def _apply_commands(self, job: Job) -> bool:
-        """Apply every waiting command; block while paused. Returns True to stop."""
-        while True:
-            try:
-                cmd = job.commands.get(block=job.status == PAUSED, timeout=0.2)
-            except queue.Empty:
-                if job.status == PAUSED:
-                    continue
-                return False
-            if cmd.kind == "stop":
-                return True
-            targets = [t for name, t in job.trainers.items() if cmd.arm in (None, name)]
-            pausing = cmd.kind == "pause"
-            if cmd.kind in ("pause", "resume") and job.status == (RUNNING if pausing else PAUSED):
-                for t in job.trainers.values():  # a run pauses as a whole, every arm at once
-                    t.pause_clock() if pausing else t.resume_clock()
-                    t.log.append_event(
-                        Event(step=t.step_count, kind=cmd.kind, detail=f"{cmd.kind}d")
-                    )
+    def _wait_paused(self, job: Job, run: Run) -> bool:
+        """Block while paused, applying commands as they come. True: the place was given
+        to a waiting run after `pause_release_s`; the thread then ends."""
+        while run.status == PAUSED:
+            left = job.paused_since + self.pause_release_s - time.monotonic()
+            if left <= 0:
                 with self._lock:
-                    job.status = PAUSED if pausing else RUNNING
-            elif cmd.kind in ("skip", "lr"):
-                for t in targets:
-                    try:
-                        t.set_skip(cmd.on, cmd.block) if cmd.kind == "skip" else t.set_lr(cmd.value)
-                    except ValueError as e:  # a refused command is logged, the run goes on
-                        t.log.append_event(Event(step=t.step_count, kind="rejected", detail=str(e)))
+                    if self._queue:
+                        self._release(job)
+                        return True
+            try:
+                command = job.commands.get(timeout=left if left > 0 else RECHECK_S)
+            except queue.Empty:
+                continue
+            run.apply(command)
+            self._sync(job, run)
+        return False
+
+    def _release(self, job: Job) -> None:
+        """Give a paused run's place to a waiting run. Caller holds the lock."""
+        s = self.pause_release_s
+        span = f"{s / 60:g} minutes" if s >= 60 else f"{s:g} seconds"
+        job.message = (
+            f"paused for more than {span}, so it gave its training place to a run that was "
+            "waiting; after Resume it continues as soon as a place is free"
+        )
+        del self._running[job.id]  # from here on, commands are applied by `send`
+        waiting = [job.commands.get_nowait() for _ in range(job.commands.qsize())]
+        for command in waiting:  # sent while the worker was deciding
+            if self._released(job):
+                self._apply_released(job, command)
+        self._start_next()
+
+    def _apply_released(self, job: Job, command: Command) -> None:
+        """A command to a paused run that gave its place away. Caller holds the lock."""
+        run = job.run
+        if command.kind == "resume":  # first in the queue: it had its place before
+            job.commands.put(command)
+            job.status, job.paused_since = QUEUED, None
+            job.message = "resumed: it continues as soon as a training place is free"
+            self._queue.insert(0, job)
+            self._start_next()
+            return
+        run.apply(command)
+        if run.ended:  # stopped
+            self._keep_results(job, run)
+            job.ended.set()
+
+    def _keep_results(self, job: Job, run: Run, weights: dict[str, Weights] | None = None):
+        """Keep what an ended run's pages need (logs, CPU weights, numbers), drop the rest:
+        nets, optimizers, the data's device copy. Caller holds the lock."""
+        job.weights = weights or {a: run.weights(a) for a in run.trainers}
+        job.step, job.total_steps, job.skips = run.step_count, run.total_steps, run.skips()
+        job.status, job.message = run.status, run.message
+        job.run = None
+
+    def _fail(self, job: Job, error: Exception) -> None:
+        run = job.run
+        step = run.step_count + 1 if run is not None else None
+        log.error("run %s (%s) failed (step %s)", job.id, job.name, step or "-", exc_info=error)
+        message = failure_message(error, step)
+        if run is not None:
+            run.fail(message)
+        else:
+            with self._lock:
+                job.status, job.message = FAILED, message
 
 
-def _step(job: Job) -> int:
-    return min((t.step_count for t in job.trainers.values()), default=0)
+def _specs(job: Job) -> dict[str, NetSpec]:
+    """Each arm's spec: as it ended (skips as they were), or as submitted."""
+    return {a.name: job.weights[a.name].spec if a.name in job.weights else a.spec for a in job.arms}

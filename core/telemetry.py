@@ -28,7 +28,6 @@ class StepRecord:
     grad_norms: tuple[float, ...]  # L2 norm of each layer's gradient, before the step
     weight_norms: tuple[float, ...]
     update_ratios: tuple[float, ...]  # ||w_after - w_before|| / ||w_before||
-    param_grad_norms: tuple[float, ...] = ()  # per parameter tensor, `RunLog.param_names`
     images_per_s: float = 0.0
     seconds: float = 0.0  # since the run started, pauses excluded
 
@@ -132,7 +131,6 @@ def _merge(records: tuple[StepRecord, ...]) -> StepRecord:
         grad_norms=mean_tuple("grad_norms"),
         weight_norms=mean_tuple("weight_norms"),
         update_ratios=mean_tuple("update_ratios"),
-        param_grad_norms=mean_tuple("param_grad_norms") if last.param_grad_norms else (),
     )
 
 
@@ -168,6 +166,12 @@ class RunLog:
             self._events.append(event)
             self._version += 1
 
+    def set_meta(self, **values) -> None:
+        """Add or replace meta entries (e.g. the spec after a live skip toggle)."""
+        with self._lock:
+            self.meta.update(values)
+            self._version += 1
+
     @property
     def version(self) -> int:
         """Grows with every append: a reader can skip redrawing when it has not changed."""
@@ -182,5 +186,5 @@ class RunLog:
                 evals=tuple(self._evals),
                 events=tuple(self._events),
                 version=self._version,
-                meta=dict(self.meta),
+                meta=dict(self.meta),  # a copy: later set_meta calls do not reach it
             )

@@ -3,7 +3,9 @@
 Per logged step it records loss, accuracy and, per layer, the gradient norm (read after
 backward, before the optimizer step), the weight norm and the update-to-weight ratio, in
 fused `torch._foreach_norm` passes with a single host sync. Every random draw (batch
-order, augmentation, dropout) comes from the run's own generators. Never imports the UI.
+order, augmentation, dropout) comes from the run's own generators. A run's `interrupt`
+is polled between blocks and between validation batches, so a stop lands within a
+fraction of a long step. Never imports the UI.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import math
 import os
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +27,11 @@ from core.model import Net
 from core.telemetry import EvalRecord, Event, RunLog, StepRecord
 
 EVAL_BATCH = 1024
+
+
+class Interrupted(Exception):
+    """`interrupt` said stop: the step was dropped before the optimizer touched a weight
+    (its batch waits for the next call), or a validation was cut short (redone in full)."""
 
 
 class DivergedError(RuntimeError):
@@ -78,9 +86,17 @@ class Trainer:
         data: the dataset, on any device; moved to the training device once.
         config: the training settings, validated against the dataset size.
         log: where records go; a fresh RunLog if None.
+        interrupt: polled at each block and validation batch; True: `step` raises Interrupted.
     """
 
-    def __init__(self, net: Net, data: TensorData, config: TrainConfig, log: RunLog | None = None):
+    def __init__(
+        self,
+        net: Net,
+        data: TensorData,
+        config: TrainConfig,
+        log: RunLog | None = None,
+        interrupt: Callable[[], bool] | None = None,
+    ):
         config.validate(len(data.y_train))
         self.config = config
         self.device = pick_device(config.device)
@@ -89,11 +105,9 @@ class Trainer:
         self.autocast = config.precision == "bf16" or (cuda and config.precision == "auto")
         # channels_last: by default on CUDA and the CPU (oneDNN's fast layout, see
         # bench/speed_settings.py); MPS keeps the default layout.
-        self.channels_last = (
-            self.device.type in ("cuda", "cpu")
-            if config.channels_last is None
-            else config.channels_last
-        )
+        self.channels_last = config.channels_last
+        if self.channels_last is None:
+            self.channels_last = self.device.type in ("cuda", "cpu")
         fmt = torch.channels_last if self.channels_last else torch.preserve_format
         self.net = net.to(self.device, memory_format=fmt)
         self.data = data if data.device == self.device else data.to(self.device)
@@ -113,19 +127,28 @@ class Trainer:
         self.layer_of_param = torch.tensor([index[layer_of(n)] for n in names], device=self.device)
         self.log = log or RunLog(self.layers, tuple(names))
         self.optimizer = _make_optimizer(self.params, config)
+        self._init_state(len(self.data.y_train))
+        self.interrupt = interrupt
+        if interrupt is not None:
+            _watch(self.net, self._check_interrupt)
 
-        n = len(self.data.y_train)
-        self.steps_per_epoch = config.steps_per_epoch(n)
-        self.total_steps = config.total_steps(n)
-        self.eval_every = config.eval_every or self.steps_per_epoch
+    def _init_state(self, n: int) -> None:
+        c = self.config
+        self.steps_per_epoch = c.steps_per_epoch(n)
+        self.total_steps = c.total_steps(n)
+        self.eval_every = c.eval_every or self.steps_per_epoch
         self.step_count = 0
-        self.base_lr = config.lr
-        self.last_batch: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.base_lr = c.lr
+        self.last_batch = self._waiting_batch = None  # the latter: an interrupted step's
         self._batches = iter(())
+        self.eval_due = False  # a validation was cut short: it runs again first
+        # Gradient norms add squares in float64, so a vanishing gradient of 1e-30 (squared:
+        # 1e-60, zero in float32) still reads 1e-30. MPS has no float64: float32 there.
+        self._acc = torch.float32 if self.device.type == "mps" else torch.float64
         self._zero = torch.zeros((), device=self.device)
         self._weights = [p.detach() for p in self.params]
         self._before = [torch.empty_like(w) for w in self._weights]
-        self._layer_sums = torch.zeros(3, len(self.layers), device=self.device)
+        self._layer_sums = torch.zeros(3, len(self.layers), device=self.device, dtype=self._acc)
         self._clock = time.perf_counter()
         self._last_logged = (0, self._clock)
         self.seconds = 0.0  # training time, pauses excluded
@@ -159,7 +182,8 @@ class Trainer:
 
     @property
     def done(self) -> bool:
-        return self.step_count >= self.total_steps
+        """Every step taken and the last validation recorded."""
+        return self.step_count >= self.total_steps and not self.eval_due
 
     @property
     def epoch(self) -> float:
@@ -188,7 +212,14 @@ class Trainer:
 
     # -- the step ---------------------------------------------------------------------------
 
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised, in the net's memory layout: for training and evaluation alike."""
+        x = (x - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._waiting_batch is not None:  # the batch of an interrupted step, once more
+            return self._waiting_batch
         try:
             x, y = next(self._batches)
         except StopIteration:
@@ -196,11 +227,8 @@ class Trainer:
             x, y = next(self._batches)
         if self.config.augment:
             x = augment(x, generator=self.noise_gen)
-        x = (x - self.mean) / self.std
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        self.last_batch = (x, y)
-        return x, y
+        self._waiting_batch = self.last_batch = (self.prepare(x), y)
+        return self._waiting_batch
 
     def _autocast(self):
         if self.autocast:
@@ -212,65 +240,76 @@ class Trainer:
 
         Raises:
             DivergedError: the loss is NaN or infinite (checked on logged steps).
+            Interrupted: `interrupt` said stop; the next call takes this step again.
         """
-        if self.done:
+        if self.eval_due:
+            self._evaluate_due()
+        if self.step_count >= self.total_steps:
             return None
         lr = self.lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x, y = self._next_batch()
-        if not self.net.training:  # .train() walks every module: only when needed
-            self.net.train()
-        with self._autocast():
-            logits = self.net(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.config.label_smoothing)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-
+        logits, loss = self._forward_backward(x, y)
+        self._waiting_batch = None
         self.step_count += 1
-        logged = self.step_count % self.config.log_every == 0 or self.done
-        if not logged:
+        if self.step_count % self.config.log_every and not self.done:
             self.optimizer.step()
             return None
+        grads, weights = self._measure_before_step()
+        self.optimizer.step()
+        record = self._record(grads, weights, loss, logits, y, lr)
+        if self.step_count % self.eval_every == 0 or self.done:
+            self.eval_due = True
+            self._evaluate_due()
+        return record
 
-        # Read gradients before the step. Tensors with no gradient (a shortcut whose
-        # skip is off) count as zero. Weights are copied into a buffer kept between steps,
-        # so the update ratio costs a copy and a subtraction, no allocation.
+    def _forward_backward(self, x, y) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.net.training:  # .train() walks every module: only when needed
+            self.net.train()
+        noise = self.noise_gen.get_state() if self.interrupt else None
+        try:
+            with self._autocast():
+                logits = self.net(x)  # (B, C, H, W) -> (B, classes)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=self.config.label_smoothing)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        except Interrupted:  # draw the same dropout masks when this step is taken again
+            self.noise_gen.set_state(noise)
+            raise
+        return logits, loss
+
+    def _measure_before_step(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gradient and weight norms per tensor, before the optimizer step (no gradient, as
+        of a switched-off shortcut, counts as zero); the weights copied to a kept buffer."""
         grads = [p.grad if p.grad is not None else self._zero for p in self.params]
-        grad_norms = torch.stack(torch._foreach_norm(grads))
+        grad_norms = torch.stack(torch._foreach_norm(grads, 2, dtype=self._acc))
         weight_norms = torch.stack(torch._foreach_norm(self._weights))
         torch._foreach_copy_(self._before, self._weights)
-        self.optimizer.step()
+        return grad_norms, weight_norms
+
+    def _record(self, grad_norms, weight_norms, loss, logits, y, lr: float) -> StepRecord:
+        """Per-layer norms and the step's record, after the optimizer step."""
         torch._foreach_sub_(self._before, self._weights)  # now: before - after
         update_norms = torch.stack(torch._foreach_norm(self._before))
-        norms = torch.stack([grad_norms, weight_norms, update_norms]).float()  # (3, P)
+        acc = self._acc
+        norms = torch.stack([grad_norms, weight_norms.to(acc), update_norms.to(acc)])  # (3, P)
         per_layer = self._layer_sums.zero_().index_add_(1, self.layer_of_param, norms.square())
         correct = (logits.argmax(1) == y).sum()
-        packed = torch.cat(
-            [
-                torch.stack([loss.detach().float(), correct.float()]),
-                per_layer.sqrt().flatten(),  # grad, weight, update norms per layer
-                norms[0],
-            ]
-        ).tolist()  # the one host sync of this step
-
+        head = torch.stack([loss.detach().to(acc), correct.to(acc)])
+        packed = torch.cat([head, per_layer.sqrt().flatten()]).tolist()  # the one host sync
         loss_value, n_correct = packed[0], packed[1]
         if not math.isfinite(loss_value):
-            self.log.append_event(
-                Event(
-                    step=self.step_count, kind="diverged", detail=f"loss {loss_value} at lr {lr:g}"
-                )
-            )
+            detail = f"loss {loss_value} at lr {lr:g}"
+            self.log.append_event(Event(step=self.step_count, kind="diverged", detail=detail))
             raise DivergedError(self.step_count, lr)
-        n_layers = len(self.layers)
-        g, w, u = (packed[2 + k * n_layers : 2 + (k + 1) * n_layers] for k in range(3))
-        now = time.perf_counter()
-        self.seconds += now - self._clock
+        n = len(self.layers)
+        g, w, u = (packed[2 + k * n : 2 + (k + 1) * n] for k in range(3))
+        self.seconds += (now := time.perf_counter()) - self._clock
         self._clock = now
         prev_step, prev_time = self._last_logged
-        rate = (self.step_count - prev_step) * len(y) / max(now - prev_time, 1e-9)
+        self.images_per_s = (self.step_count - prev_step) * len(y) / max(now - prev_time, 1e-9)
         self._last_logged = (self.step_count, now)
-        self.images_per_s = rate
         record = StepRecord(
             step=self.step_count,
             epoch=self.epoch,
@@ -280,52 +319,66 @@ class Trainer:
             grad_norms=tuple(g),
             weight_norms=tuple(w),
             update_ratios=tuple(ui / wi if wi > 0 else 0.0 for ui, wi in zip(u, w, strict=True)),
-            param_grad_norms=tuple(packed[2 + 3 * n_layers :]),
-            images_per_s=rate,
+            images_per_s=self.images_per_s,
             seconds=self.seconds,
         )
         self.log.append_step(record)
-        if self.step_count % self.eval_every == 0 or self.done:
-            self.evaluate()
         return record
 
     def pause_clock(self) -> None:
-        """Stop counting time (the job is paused); `resume_clock` starts it again."""
+        """Stop counting time (the run is paused) until `resume_clock`."""
         self.seconds += time.perf_counter() - self._clock
 
     def resume_clock(self) -> None:
         self._clock = time.perf_counter()
         self._last_logged = (self.step_count, self._clock)
 
-    @property
-    def eta_seconds(self) -> float | None:
-        if self.step_count == 0 or self.seconds <= 0:
-            return None
-        return (self.total_steps - self.step_count) * self.seconds / self.step_count
+    # -- validation ---------------------------------------------------------------------
+
+    def _check_interrupt(self) -> None:
+        if self.interrupt is not None and self.interrupt():
+            raise Interrupted
+
+    def _evaluate_due(self) -> None:
+        self.evaluate()  # Interrupted: still due, taken again in full at the next step
+        self.eval_due = False
 
     @torch.no_grad()
     def evaluate(self) -> EvalRecord:
-        """Loss and accuracy on the validation split, in eval mode; one host sync."""
+        """Loss and accuracy on the validation split, in eval mode; one host sync. Raises
+        Interrupted when `interrupt` says stop between two validation batches."""
         was_training = self.net.training
         self.net.eval()
         x_all, y_all = self.data.x_val, self.data.y_val
         total_loss = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device)
-        for i in range(0, len(y_all), EVAL_BATCH):
-            x = (x_all[i : i + EVAL_BATCH] - self.mean) / self.std
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            y = y_all[i : i + EVAL_BATCH]
-            with self._autocast():
-                logits = self.net(x).float()
-            total_loss += F.cross_entropy(logits, y, reduction="sum")
-            correct += (logits.argmax(1) == y).sum()
+        try:
+            for i in range(0, len(y_all), EVAL_BATCH):
+                self._check_interrupt()
+                x, y = self.prepare(x_all[i : i + EVAL_BATCH]), y_all[i : i + EVAL_BATCH]
+                with self._autocast():
+                    logits = self.net(x).float()
+                total_loss += F.cross_entropy(logits, y, reduction="sum")
+                correct += (logits.argmax(1) == y).sum()
+        finally:
+            self.net.train(was_training)
         n = max(len(y_all), 1)
         loss, acc = (torch.stack([total_loss, correct]) / n).tolist()
-        self.net.train(was_training)
         record = EvalRecord(step=self.step_count, epoch=self.epoch, loss=loss, accuracy=acc)
         self.log.append_eval(record)
         return record
+
+
+def _watch(net: Net, check: Callable[[], None]) -> None:
+    """`check` before each block's forward and when backward reaches its output."""
+
+    def after_forward(module, args, output):
+        if isinstance(output, torch.Tensor) and output.requires_grad:
+            output.register_hook(lambda grad: check())
+
+    for module in (net.stem, *net.blocks, net.head):
+        module.register_forward_pre_hook(lambda module, args: check())
+        module.register_forward_hook(after_forward)
 
 
 def _make_optimizer(params: list[nn.Parameter], c: TrainConfig) -> torch.optim.Optimizer:
@@ -337,10 +390,6 @@ def _make_optimizer(params: list[nn.Parameter], c: TrainConfig) -> torch.optim.O
         )
     if c.optimizer == "adam":
         return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
-    decay = [p for p in params if p.ndim > 1]
-    rest = [p for p in params if p.ndim <= 1]
-    groups = [
-        {"params": decay, "weight_decay": c.weight_decay},
-        {"params": rest, "weight_decay": 0},
-    ]
-    return torch.optim.AdamW(groups, lr=c.lr)
+    decay = {"params": [p for p in params if p.ndim > 1], "weight_decay": c.weight_decay}
+    rest = {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0}
+    return torch.optim.AdamW([decay, rest], lr=c.lr)

@@ -7,6 +7,8 @@ import threading
 import pytest
 
 from core.config import ConfigError, TrainConfig
+from core.errors import ExplainedError
+from core.spec import SpecError
 from core.telemetry import EvalRecord, Event, RunLog, StepRecord
 
 
@@ -28,20 +30,31 @@ def test_config_round_trips_through_json():
 @pytest.mark.parametrize(
     ("config", "train_size", "message"),
     [
-        (TrainConfig(lr=0), None, "learning rate 0 is out of range (1e-06 to 10)"),
-        (TrainConfig(lr=1e9), None, "learning rate 1000000000.0 is out of range"),
-        (TrainConfig(lr=float("nan")), None, "learning rate nan is out of range"),
+        (TrainConfig(lr=0), None, "learning rate must be a number from 1e-06 to 10, got 0;"),
+        (TrainConfig(lr=1e9), None, "learning rate must be a number from 1e-06 to 10, got 1"),
+        (
+            TrainConfig(lr=float("nan")),
+            None,
+            "learning rate must be a number from 1e-06 to 10, got nan",
+        ),
         (TrainConfig(batch_size=0), None, "batch size must be a whole number from 1"),
         (TrainConfig(batch_size=300), 200, "the batch size 300 is larger than the 200"),
         (TrainConfig(optimizer="lbfgs"), None, "optimizer 'lbfgs' is not available"),
         (TrainConfig(schedule="exp"), None, "schedule 'exp' is not available"),
-        (TrainConfig(momentum=1.5), None, "momentum 1.5 is out of range"),
+        (TrainConfig(momentum=1.5), None, "momentum must be a number from 0 to 0.999, got 1.5"),
         (TrainConfig(nesterov=True, momentum=0), None, "Nesterov momentum needs a momentum"),
         (TrainConfig(milestones=(0.8, 0.2)), None, "milestones must be increasing shares"),
         (TrainConfig(epochs=0), None, "epochs must be a whole number from 1"),
         (TrainConfig(steps=10, warmup_steps=10), 1000, "the warm-up (10 steps) is as long"),
-        (TrainConfig(label_smoothing=0.9), None, "label smoothing 0.9 is out of range"),
-        (TrainConfig(device="tpu"), None, "device 'tpu' is not available"),
+        (TrainConfig(label_smoothing=0.9), None, "label smoothing must be a number from 0 to 0.5"),
+        (TrainConfig(device="tpu"), None, "device 'tpu' is not available; choose one of: auto"),
+        (
+            TrainConfig(epochs=1000, batch_size=1),
+            60_000,
+            "1,000 epochs of 60,000 batches are 60,000,000 steps, more than the 1,000,000 one "
+            "run may take; use fewer epochs or a larger batch size",
+        ),
+        (TrainConfig(steps=2_000_000), None, "steps must be a whole number from 1 to 1,000,000"),
     ],
 )
 def test_config_validation_messages(config, train_size, message):
@@ -49,14 +62,15 @@ def test_config_validation_messages(config, train_size, message):
         config.validate(train_size)
     assert message in str(info.value)
     assert str(info.value).startswith("training settings: ")
+    assert isinstance(info.value, ExplainedError) and not isinstance(info.value, SpecError)
 
 
 def test_config_parse_errors():
     with pytest.raises(ConfigError, match="not training settings of schema 1"):
         TrainConfig.from_json('{"lr": 0.1}')
-    with pytest.raises(ValueError, match="unknown setting 'learning_rate'"):
+    with pytest.raises(ConfigError, match=r"^training settings: unknown setting 'learning_rate'"):
         TrainConfig.from_json('{"schema": 1, "learning_rate": 0.1}')
-    with pytest.raises(ValueError, match="'milestones' must be a list of numbers"):
+    with pytest.raises(ConfigError, match="'milestones' must be a list of numbers"):
         TrainConfig.from_json('{"schema": 1, "milestones": "half"}')
 
 

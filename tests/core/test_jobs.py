@@ -1,5 +1,6 @@
 """The job manager: queue, commands at the right step, isolation, failures, threads."""
 
+import logging
 import threading
 
 import pytest
@@ -10,8 +11,9 @@ from tests.core.helpers import separable_data, tiny_spec
 from tests.waiting import wait_for
 
 DATA = separable_data()
-LONG = TrainConfig(steps=100_000, batch_size=16)  # stopped by the test, never finishes
-SHORT = TrainConfig(steps=12, batch_size=16, eval_every=6)
+CPU = {"device": "cpu", "precision": "fp32"}
+LONG = TrainConfig(steps=100_000, batch_size=16, **CPU)  # stopped by the test, never finishes
+SHORT = TrainConfig(steps=12, batch_size=16, eval_every=6, **CPU)
 
 
 def arms(*keys):
@@ -34,7 +36,7 @@ def test_a_run_finishes_with_its_telemetry(manager):
     assert manager.wait(job) == "finished"
     info = manager.info(job, "alice")
     assert (info.step, info.total_steps, info.progress) == (12, 12, 1.0)
-    assert info.device.startswith("CPU")
+    assert info.device.startswith("CPU")  # pinned: the suite means the CPU here
     snap = manager.logs(job, "alice")["resnet8_narrow"].snapshot()
     assert [r.step for r in snap.steps] == list(range(1, 13))
     assert [e.step for e in snap.evals] == [6, 12]
@@ -42,7 +44,7 @@ def test_a_run_finishes_with_its_telemetry(manager):
 
 
 def test_pause_skip_lr_resume_land_at_the_paused_step(manager):
-    job = manager.submit("alice", "live", arms(), DATA, TrainConfig(steps=30, batch_size=16))
+    job = manager.submit("alice", "live", arms(), DATA, TrainConfig(steps=30, batch_size=16, **CPU))
     manager.send(job, "alice", Command("pause"))
     wait_for(lambda: manager.info(job, "alice").status == "paused", what="pause")
     paused_at = manager.info(job, "alice").step
@@ -108,16 +110,24 @@ def test_owners_are_isolated_and_capped(manager):
         manager.submit("bob", "y", arms(), DATA, SHORT)
 
 
-def test_a_failing_run_ends_alone_and_its_thread_exits(manager):
+def test_a_failing_run_ends_alone_and_its_thread_exits(manager, caplog):
     baseline = threading.active_count()
 
     def broken_data():
-        raise RuntimeError("the disk is on fire")
+        raise RuntimeError("the disk at /srv/data is on fire")
 
+    caplog.set_level(logging.ERROR, logger="resnet_explorer")
     bad = manager.submit("alice", "bad", arms(), broken_data, SHORT)
     good = manager.submit("alice", "good", arms(), DATA, SHORT)
     assert manager.wait(bad) == "failed"
-    assert manager.info(bad, "alice").message == "RuntimeError: the disk is on fire"
+    assert manager.info(bad, "alice").message == (
+        "the run failed before its first step because of an error in the server; the "
+        "details are in the server log"
+    )
+    # the server log has the whole traceback; the page has no internals
+    record = next(r for r in caplog.records if r.name == "resnet_explorer.jobs")
+    assert "run-1 (bad)" in record.getMessage()
+    assert record.exc_info[0] is RuntimeError and "broken_data" in caplog.text
     assert manager.wait(good) == "finished"
     wait_for(lambda: threading.active_count() == baseline, what="threads back to baseline")
     assert manager.running_threads() == 0
@@ -129,14 +139,14 @@ def test_a_diverging_run_is_marked_with_its_hint(manager):
     from core.spec import Defaults
 
     spec = dataclasses.replace(tiny_spec(), defaults=Defaults(batch_norm=False))
-    cfg = TrainConfig(lr=10.0, momentum=0.99, steps=300, batch_size=32)
+    cfg = TrainConfig(lr=10.0, momentum=0.99, steps=300, batch_size=32, **CPU)
     job = manager.submit("alice", "wild", [Arm("net", spec)], DATA, cfg)
     assert manager.wait(job) == "diverged"
     assert "Lower the learning rate" in manager.info(job, "alice").message
 
 
 def test_a_refused_command_is_logged_and_the_run_goes_on(manager):
-    job = manager.submit("alice", "x", arms(), DATA, TrainConfig(steps=20, batch_size=16))
+    job = manager.submit("alice", "x", arms(), DATA, TrainConfig(steps=20, batch_size=16, **CPU))
     manager.send(job, "alice", Command("skip", block=0, on=False))
     manager.send(job, "alice", Command("skip", block=99, on=False))
     assert manager.wait(job) == "finished"
@@ -155,7 +165,7 @@ def test_twin_arms_with_one_spec_have_identical_curves(manager):
     assert len(la) == 12 and (la == lb).all()
 
 
-def test_plain_and_residual_twins_start_equal_then_differ(manager):
+def test_plain_and_residual_twins_trace_different_curves_of_equal_length(manager):
     job = manager.submit("alice", "twin", arms("plain8_narrow", "resnet8_narrow"), DATA, SHORT)
     assert manager.wait(job) == "finished"
     logs = manager.logs(job, "alice")
@@ -171,7 +181,15 @@ def test_submit_refuses_bad_input_before_queueing(manager):
         manager.submit("alice", "dup", [Arm("a", tiny_spec()), Arm("a", tiny_spec())], DATA, SHORT)
     with pytest.raises(ValueError, match="learning rate"):
         manager.submit("alice", "bad lr", arms(), DATA, TrainConfig(lr=0))
+    many = separable_data(n=2000)  # 1,500 training images: 1000 epochs of batch 1
+    with pytest.raises(ValueError, match="1,500,000 steps, more than the 1,000,000"):
+        manager.submit("alice", "forever", arms(), many, TrainConfig(epochs=1000, batch_size=1))
     assert manager.list("alice") == []
+    job = manager.submit("alice", "x", arms(), DATA, LONG)
+    with pytest.raises(JobError, match="there is no command 'jump'"):
+        manager.send(job, "alice", Command("jump"))
+    with pytest.raises(JobError, match="x has no network named 'nope'"):
+        manager.send(job, "alice", Command("lr", value=0.1, arm="nope"))
 
 
 def test_weights_can_be_copied_only_while_no_step_can_run(manager):
@@ -184,13 +202,13 @@ def test_weights_can_be_copied_only_while_no_step_can_run(manager):
     manager.send(job, "alice", Command("pause"))
     wait_for(lambda: manager.info(job, "alice").status == "paused", what="pause")
     net, data = manager.copy_model(job, "alice", "resnet8_narrow")
-    live = manager._jobs[job].trainers["resnet8_narrow"].net
+    live = manager._jobs[job].run.trainers["resnet8_narrow"].net
     assert not net.training and net is not live
     assert all(
         torch.equal(a, b)
         for a, b in zip(net.state_dict().values(), live.state_dict().values(), strict=True)
     )
-    assert data is manager._jobs[job].trainers["resnet8_narrow"].data
+    assert data is manager._jobs[job].run.trainers["resnet8_narrow"].data
     with pytest.raises(JobError, match="has no trained network 'nope'"):
         manager.copy_model(job, "alice", "nope")
     with pytest.raises(JobError, match="there is no run"):

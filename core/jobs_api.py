@@ -1,0 +1,88 @@
+"""What the pages may ask of a training backend: the `JobManager` interface, the `JobInfo`
+it answers with, and the `JobError` it refuses with.
+
+The local backend (`core.jobs.LocalJobManager`) implements it with threads; a cluster
+backend (Ray) can implement it later without a page changing. No torch work here.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from core.config import TrainConfig
+from core.data import TensorData
+from core.errors import ExplainedError
+from core.run import ACTIVE, Command
+from core.spec import NetSpec
+from core.telemetry import RunLog
+
+
+class JobError(ExplainedError):
+    """A request the job manager refuses; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """An immutable view of a job, for the page."""
+
+    id: str
+    owner: str
+    name: str
+    status: str
+    message: str
+    arms: tuple[str, ...]
+    step: int
+    total_steps: int
+    eta_seconds: float | None  # None unless training
+    images_per_s: float  # all arms together; 0 unless training
+    queue_position: int | None  # 1 = next to start; None when not queued
+    device: str
+    created: float
+    config: TrainConfig
+    skips: dict[str, dict[int, bool]] = field(default_factory=dict)  # arm -> block -> on
+    # Each arm's spec as it is now (live skip toggles applied); the submitted spec while
+    # the run waits. Cheap to read: pages learn shapes and block kinds from it, no copy.
+    specs: dict[str, NetSpec] = field(default_factory=dict)
+    classes: tuple[str, ...] = ()  # the class names of the run's dataset, once loaded
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def progress(self) -> float:
+        return self.step / self.total_steps if self.total_steps else 0.0
+
+
+class JobManager(abc.ABC):
+    """What the UI may ask of a training backend. Every call names the owner (a browser
+    session id); a job is invisible to everyone else."""
+
+    @abc.abstractmethod
+    def submit(self, owner: str, name: str, arms, data, config: TrainConfig) -> str: ...
+
+    @abc.abstractmethod
+    def info(self, job_id: str, owner: str) -> JobInfo: ...
+
+    @abc.abstractmethod
+    def list(self, owner: str) -> list[JobInfo]: ...
+
+    @abc.abstractmethod
+    def logs(self, job_id: str, owner: str) -> dict[str, RunLog]: ...
+
+    @abc.abstractmethod
+    def send(self, job_id: str, owner: str, command: Command) -> None: ...
+
+    @abc.abstractmethod
+    def cancel(self, job_id: str, owner: str) -> None: ...
+
+    @abc.abstractmethod
+    def delete(self, job_id: str, owner: str) -> None: ...
+
+    @abc.abstractmethod
+    def copy_model(self, job_id: str, owner: str, arm: str) -> tuple[nn.Module, TensorData]:
+        """A copy of one arm's network (eval mode) and the data it trained on, taken while
+        no optimizer step can run: the run must be paused or have ended."""

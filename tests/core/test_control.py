@@ -1,0 +1,162 @@
+"""Control that holds, with real threads: a stop lands within about a second even inside a
+long step or a long validation, a paused run gives its place to a waiting run, an ended
+run lets go of its model, optimizer and data, and the ETA counts each round once.
+
+The times asserted here are control guarantees with wide margins, not speed benchmarks."""
+
+import gc
+import time
+import weakref
+
+import pytest
+import torch
+
+from core.config import TrainConfig
+from core.data import TensorData
+from core.jobs import Arm, Command, LocalJobManager
+from core.presets import cifar_resnet
+from tests.core.helpers import separable_data, tiny_spec
+from tests.waiting import wait_for
+
+CPU = {"device": "cpu", "precision": "fp32"}
+STOP_WITHIN_S = 3.0  # "about a second", with room for a loaded 2-core machine
+
+
+@pytest.fixture
+def manager():
+    m = LocalJobManager(max_running=1, threads_per_job=1, pause_release_s=0.3)
+    yield m
+    for info in m.list("alice"):
+        if info.active:
+            m.cancel(info.id, "alice")
+    for info in m.list("alice"):
+        m.wait(info.id, timeout=30)
+
+
+def _images(n_train: int, n_val: int, size: int) -> TensorData:
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(n_train + n_val) % 2
+    x = torch.rand(n_train + n_val, 3, size, size, generator=g)
+    return TensorData(
+        name="noise",
+        classes=("a", "b"),
+        x_train=x[:n_train],
+        y_train=y[:n_train],
+        x_val=x[n_train:],
+        y_val=y[n_train:],
+        mean=(0.5,) * 3,
+        std=(0.3,) * 3,
+    )
+
+
+def _stop_and_time(manager, job) -> float:
+    start = time.monotonic()
+    manager.cancel(job, "alice")
+    assert manager.wait(job, timeout=60) == "stopped"
+    return time.monotonic() - start
+
+
+def test_stop_lands_inside_a_step_longer_than_a_second(manager):
+    # ResNet-20 at 32x32, batch 256, one thread: a step takes 2-3 s on a 2-core CPU.
+    spec = cifar_resnet(3, input_shape=(3, 32, 32), num_classes=2)
+    data = _images(512, 16, 32)
+    cfg = TrainConfig(steps=10, batch_size=256, **CPU)
+    job = manager.submit("alice", "slow", [Arm("net", spec)], data, cfg)
+    wait_for(lambda: manager.info(job, "alice").device, what="the run to start its first step")
+    assert _stop_and_time(manager, job) < STOP_WITHIN_S
+    info = manager.info(job, "alice")
+    assert info.step == 0  # the stop landed inside the first step, not after it
+    assert [e.kind for e in manager.logs(job, "alice")["net"].snapshot().events] == ["stop"]
+
+
+def test_stop_lands_inside_a_long_validation(manager):
+    spec = cifar_resnet(3, input_shape=(3, 32, 32), num_classes=2)
+    data = _images(64, 4096, 32)  # validating 4,096 images of 32x32 takes seconds
+    cfg = TrainConfig(steps=1, batch_size=16, **CPU)
+    job = manager.submit("alice", "val", [Arm("net", spec)], data, cfg)
+    log = wait_for(lambda: manager.logs(job, "alice").get("net"), what="the run to start")
+    wait_for(lambda: log.snapshot().steps, what="the step before the validation")
+    assert _stop_and_time(manager, job) < STOP_WITHIN_S
+    snap = log.snapshot()
+    assert snap.evals == ()  # cut short, not recorded half-done
+    assert [e.kind for e in snap.events] == ["stop"]
+
+
+def test_a_paused_run_gives_its_place_to_a_waiting_run_and_resumes_later(manager):
+    long = TrainConfig(steps=100_000, batch_size=16, **CPU)
+    short = TrainConfig(steps=5, batch_size=16, **CPU)
+    a = manager.submit("alice", "a", [Arm("net", tiny_spec())], separable_data(), long)
+    wait_for(lambda: manager.info(a, "alice").step >= 1, what="a first step")
+    manager.send(a, "alice", Command("pause"))
+    wait_for(lambda: manager.info(a, "alice").status == "paused", what="pause")
+    paused = manager.info(a, "alice")
+    assert (paused.eta_seconds, paused.images_per_s) == (None, 0.0)
+    b = manager.submit("alice", "b", [Arm("net", tiny_spec())], separable_data(), short)
+    assert manager.wait(b) == "finished"  # a gave its place after 0.3 s
+    info = manager.info(a, "alice")
+    assert info.status == "paused" and manager.running_threads() == 0
+    assert info.message == (
+        "paused for more than 0.3 seconds, so it gave its training place to a run that "
+        "was waiting; after Resume it continues as soon as a place is free"
+    )
+    manager.send(a, "alice", Command("skip", block=1, on=False))  # applied at once
+    assert manager.info(a, "alice").skips["net"][1] is False
+
+    c = manager.submit("alice", "c", [Arm("net", tiny_spec())], separable_data(), long)
+    wait_for(lambda: manager.info(c, "alice").status == "running", what="c to start")
+    manager.send(a, "alice", Command("resume"))
+    info = manager.info(a, "alice")
+    assert (info.status, info.queue_position) == ("queued", 1)
+    assert info.message == "resumed: it continues as soon as a training place is free"
+    manager.cancel(c, "alice")
+    wait_for(lambda: manager.info(a, "alice").step > paused.step, what="a to go on")
+    events = manager.logs(a, "alice")["net"].snapshot().events
+    assert [(e.kind, e.step) for e in events] == [
+        ("pause", paused.step),
+        ("skip", paused.step),
+        ("resume", paused.step),
+    ]
+
+
+def test_an_ended_run_lets_go_of_its_model_optimizer_and_data(manager):
+    cfg = TrainConfig(steps=100_000, batch_size=16, **CPU)
+    job = manager.submit("alice", "x", [Arm("net", tiny_spec())], separable_data, cfg)
+    wait_for(lambda: manager.info(job, "alice").step >= 2, what="two steps")
+    manager.send(job, "alice", Command("pause"))
+    wait_for(lambda: manager.info(job, "alice").status == "paused", what="pause")
+    trainer = manager._jobs[job].run.trainers["net"]
+    refs = {
+        name: weakref.ref(obj)
+        for name, obj in [
+            ("run", manager._jobs[job].run),
+            ("net", trainer.net),
+            ("optimizer", trainer.optimizer),
+            ("data", trainer.data),
+        ]
+    }
+    final = {k: v.clone() for k, v in trainer.net.state_dict().items()}
+    del trainer
+    manager.cancel(job, "alice")
+    assert manager.wait(job) == "stopped"
+    gc.collect()
+    assert {name: ref() is None for name, ref in refs.items()} == dict.fromkeys(refs, True)
+    net, data = manager.copy_model(job, "alice", "net")  # rebuilt from the kept weights
+    assert all(torch.equal(v, final[k]) for k, v in net.state_dict().items())
+    assert len(data.y_train) == len(separable_data().y_train)
+    assert len(manager.logs(job, "alice")["net"].snapshot().steps) >= 2
+
+
+@pytest.mark.parametrize("n_arms", [1, 4])
+def test_the_eta_at_a_fifth_of_the_run_is_within_a_quarter_of_the_time_taken(manager, n_arms):
+    arms = [Arm(f"net{i}", tiny_spec()) for i in range(n_arms)]
+    steps = 200 // n_arms  # about as long either way
+    cfg = TrainConfig(steps=steps, batch_size=16, eval_every=10**6, **CPU)
+    job = manager.submit("alice", "eta", arms, separable_data(), cfg)
+    info = wait_for(
+        lambda: (i := manager.info(job, "alice")).progress >= 0.2 and i.eta_seconds and i,
+        what="a fifth of the run",
+    )
+    start = time.monotonic()
+    assert manager.wait(job) == "finished"
+    taken = time.monotonic() - start
+    assert info.eta_seconds == pytest.approx(taken, rel=0.25)
