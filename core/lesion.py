@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from core import checks
-from core.blocks import DenseResidualBlock, _SkipMixin
+from core.blocks import DenseResidualBlock, ResidualBlock
 from core.data import TensorData
 from core.inside import (
     EVAL_BATCH,
@@ -115,7 +115,7 @@ def removable(net: Net) -> tuple[tuple[Removal, ...], tuple[Kept, ...]]:
     plan = net.spec.validate()
     out, kept = [], []
     for i, block in enumerate(net.blocks):
-        if not isinstance(block, _SkipMixin):
+        if not isinstance(block, ResidualBlock):
             continue
         layer = plan.blocks[i]
         if block.skip:
