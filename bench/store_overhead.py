@@ -78,8 +78,8 @@ def main(argv=None) -> float:
     ratio = t["stored"] / t["memory"]
     record = log.snapshot().last
     per_layer = (record.grad_norms, record.weight_norms, record.update_ratios)
-    blob = sum(len(floats_to_blob(s)) for s in (*per_layer, record.param_grad_norms))
-    text = sum(len(json.dumps(list(s))) for s in (*per_layer, record.param_grad_norms))
+    blob = sum(len(floats_to_blob(s)) for s in per_layer)
+    text = sum(len(json.dumps(list(s))) for s in per_layer)
     print(f"{spec.name}, batch {cfg.batch_size}, 16px, {n} steps each, every step stored")
     print(f"memory only: {n / t['memory']:.1f} steps/s")
     print(f"stored:      {n / t['stored']:.1f} steps/s (saving: {writer.saving})")

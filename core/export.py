@@ -23,11 +23,10 @@ from core.store import RunStore
 FORMAT = 1
 ARM = r"[A-Za-z0-9_-]{1,40}"
 FIXED_COLUMNS = ("step", "epoch", "loss", "accuracy", "lr", "images_per_s", "seconds")
-SERIES = (  # CSV column prefix -> StepRecord field; per layer, or per parameter tensor
+SERIES = (  # CSV column prefix -> StepRecord field, one column per layer
     ("grad_norm", "grad_norms"),
     ("weight_norm", "weight_norms"),
     ("update_ratio", "update_ratios"),
-    ("param_grad_norm", "param_grad_norms"),
 )
 EVAL_COLUMNS = ("arm", "step", "epoch", "val_loss", "val_accuracy")
 _SPECS_LINE = "SPECS: dict[str, dict] = {}  # arm -> spec, filled in by the export"
@@ -90,7 +89,7 @@ def metrics_csv(snap) -> str:
     """Every step: the scalars, then each per-layer series (floats as exact reprs)."""
     series = []
     for prefix, field in SERIES:
-        names = snap.param_names if field == "param_grad_norms" else snap.layers
+        names = snap.layers
         first = getattr(snap.steps[0], field) if snap.steps else names
         if names and len(first) == len(names):
             series.append((prefix, field, names))

@@ -105,7 +105,9 @@ def import_run(
     )
     writer = RunWriter(store, run_id, every_s=3600, every_n=10**9)
     for arm in arms:
-        layers, params, records = steps[arm]
+        layers, records = steps[arm]
+        net = nets[arm] if nets[arm] is not None else build(specs[arm])
+        params = tuple(n for n, p in net.named_parameters() if p.requires_grad)
         writer.arm(arm, spec=specs[arm], layers=layers, param_names=params)
         for r in records:
             writer.step(arm, r)
@@ -292,7 +294,7 @@ def _metrics(files: dict, name: str):
             at += len(groups[field])
         scalars = dict(zip(FIXED_COLUMNS[1:], values[1 : len(FIXED_COLUMNS)], strict=True))
         records.append(StepRecord(step=int(values[0]), **scalars, **series))
-    return tuple(groups["grad_norms"]), tuple(groups["param_grad_norms"]), records
+    return tuple(groups["grad_norms"]), records
 
 
 def _evals(files: dict, arms) -> list[tuple[str, EvalRecord]]:

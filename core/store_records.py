@@ -69,7 +69,7 @@ INFO_QUERY = (
 
 STEP_COLUMNS = (
     "step, epoch, loss, accuracy, lr, images_per_s, seconds, grad_norms, weight_norms, "
-    "update_ratios, param_grad_norms"
+    "update_ratios"
 )
 
 
@@ -84,14 +84,14 @@ def blob_to_floats(blob: bytes) -> tuple[float, ...]:
 
 def step_row(run_id: str, arm: str, r: StepRecord) -> tuple:
     """A StepRecord as the values of a `steps` row, in table order."""
-    blobs = (r.grad_norms, r.weight_norms, r.update_ratios, r.param_grad_norms)
+    blobs = (r.grad_norms, r.weight_norms, r.update_ratios)
     scalars = (r.step, r.epoch, r.loss, r.accuracy, r.lr, r.images_per_s, r.seconds)
     return (run_id, arm, *scalars, *(floats_to_blob(b) for b in blobs))
 
 
 def step_from_row(r) -> StepRecord:
     """The StepRecord of a row selected with STEP_COLUMNS."""
-    g, w, u, p = (blob_to_floats(b) for b in r[7:11])
+    g, w, u = (blob_to_floats(b) for b in r[7:10])
     return StepRecord(
         step=r[0],
         epoch=r[1],
@@ -103,7 +103,6 @@ def step_from_row(r) -> StepRecord:
         grad_norms=g,
         weight_norms=w,
         update_ratios=u,
-        param_grad_norms=p,
     )
 
 

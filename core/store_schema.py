@@ -59,7 +59,6 @@ CREATE TABLE steps (
     grad_norms BLOB NOT NULL DEFAULT x'',
     weight_norms BLOB NOT NULL DEFAULT x'',
     update_ratios BLOB NOT NULL DEFAULT x'',
-    param_grad_norms BLOB NOT NULL DEFAULT x'',
     PRIMARY KEY (run_id, arm, step)
 ) WITHOUT ROWID;
 CREATE TABLE evals (
@@ -99,7 +98,7 @@ EXPECTED = {
     "runs": {"id", "owner", "name", "status", "created", "ended", "config", "message"}
     | {c.split()[0] for c in _V2_RUN_COLUMNS},
     "arms": {"run_id", "arm", "spec_start", "spec_now", "layers", "param_names"},
-    "steps": {"run_id", "arm", "step", "loss", "grad_norms", "param_grad_norms"},
+    "steps": {"run_id", "arm", "step", "loss", "grad_norms"},
     "evals": {"run_id", "arm", "step", "loss", "accuracy"},
     "events": {"run_id", "arm", "step", "kind", "detail"},
 }

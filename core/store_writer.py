@@ -169,7 +169,7 @@ class RunWriter:
         )
         with transaction(db):
             db.executemany(
-                "INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", steps
+                "INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", steps
             )
             db.executemany(
                 "INSERT OR REPLACE INTO evals VALUES (?, ?, ?, ?, ?, ?)",

@@ -77,7 +77,8 @@ def store_run(store: RunStore, specs: dict, owner: str = "ann"):
     nets = {}
     for i, (arm, spec) in enumerate(specs.items()):
         nets[arm] = trained_looking(spec, seed=i)
-        writer.arm(arm, layers=("stem", "head"), param_names=("w",))
+        names = tuple(n for n, _ in nets[arm].named_parameters())  # what a Trainer logs
+        writer.arm(arm, layers=("stem", "head"), param_names=names)
         for s in (1, 2):
             writer.step(
                 arm,
@@ -90,7 +91,6 @@ def store_run(store: RunStore, specs: dict, owner: str = "ann"):
                     grad_norms=(1e-30, 0.1),
                     weight_norms=(1.0, 2.0),
                     update_ratios=(0.01, 1 / 7),
-                    param_grad_norms=(0.3,),
                 ),
             )
         writer.eval(arm, EvalRecord(step=2, epoch=0.5, loss=0.9, accuracy=0.75))

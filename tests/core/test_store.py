@@ -34,7 +34,6 @@ def record(step: int, layers: int = 3) -> StepRecord:
         grad_norms=tuple(1e-30 * (i + 1) * step for i in range(layers)),
         weight_norms=tuple(float(i + step) for i in range(layers)),
         update_ratios=tuple(1 / (i + step + 7) for i in range(layers)),
-        param_grad_norms=(0.1 * step, 1 / 3),
         images_per_s=1234.5,
         seconds=step * 0.01,
     )
