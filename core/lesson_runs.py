@@ -185,6 +185,16 @@ def _widths(s: dict, where: str) -> list[str]:
     return parts
 
 
+def job_groups(arms: list[ArmPlan]) -> list[tuple[TrainConfig, DataRequest, list[ArmPlan]]]:
+    """The trained arms grouped by settings and data, in order: one job manager job per
+    group (a job trains its arms on one dataset with one TrainConfig)."""
+    groups: dict[tuple[TrainConfig, DataRequest], list[ArmPlan]] = {}
+    for arm in arms:
+        if arm.train:
+            groups.setdefault((arm.config, arm.data), []).append(arm)
+    return [(config, data, group) for (config, data), group in groups.items()]
+
+
 # --- running -------------------------------------------------------------------------------
 
 

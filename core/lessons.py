@@ -135,7 +135,7 @@ def load_lessons(folder: Path = LESSON_DIR) -> list[Lesson]:
     Raises:
         LessonError: naming the file, the line or key, and what to do.
     """
-    paths = sorted(folder.glob("*.md"))
+    paths = sorted(p for p in folder.glob("*.md") if p.name != "README.md")
     if not paths:
         raise LessonError("there are no lessons", where=str(folder), fix="add a NN-name.md file")
     if len(paths) > MAX_LESSONS:

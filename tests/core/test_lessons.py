@@ -173,3 +173,30 @@ def test_settings_out_of_range_are_refused_when_planned():
     lesson = dataclasses.replace(lesson, settings={**lesson.settings, "steps": "ten"})
     with pytest.raises(LessonError, match=re.escape("got 'ten'")):
         plan_lesson(lesson)
+
+
+def test_the_bench_runs_and_reports_each_lesson(capsys):
+    import sys
+
+    bench_dir = str(Path(__file__).resolve().parents[2] / "bench")
+    sys.path.insert(0, bench_dir)
+    try:
+        import lessons as bench
+    finally:
+        sys.path.remove(bench_dir)
+    rows = bench.main(["--tiny", "--device", "cpu", "--only", "01-shapes", "06-shortcuts"])
+    assert [(r["key"], r["held"]) for r in rows] == [("01-shapes", True), ("06-shortcuts", True)]
+    out = capsys.readouterr().out
+    assert "01-shapes" in out and "claims held" in out
+
+
+def test_job_groups_share_one_config_and_dataset_each():
+    from core.lesson_runs import job_groups
+
+    by_key = {lesson.key: lesson for lesson in LESSONS}
+    groups = job_groups(plan_lesson(by_key["02-deeper"]))
+    assert [[a.label for a in g] for _, _, g in groups] == [["plain20", "plain56"]]
+    groups = job_groups(plan_lesson(by_key["04-helpers"]))  # lr and optimizer differ
+    assert [[a.label for a in g] for _, _, g in groups] == [["nobn"], ["bn"], ["adam"]]
+    groups = job_groups(plan_lesson(by_key["10-costs"]))  # only the small-data net trains
+    assert [(d.subset, [a.label for a in g]) for _, d, g in groups] == [(100, ["small"])]
