@@ -1,0 +1,88 @@
+"""Words in the reader's language: `_()` looks a string up in the gettext catalogue of
+the language chosen for this script run (`use_language`), `N_()` marks a string for the
+catalogue without translating it yet (for module-level tables).
+
+The catalogues are app/locales/<lang>/LC_MESSAGES/messages.po, compiled to .mo by
+tools/po.py; the standard library's gettext reads them. English is the source language
+and needs no catalogue. Which language a reader gets is `pick_language`, a pure function.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import gettext
+from pathlib import Path
+
+LOCALES = Path(__file__).resolve().parent / "locales"
+DOMAIN = "messages"
+LANGUAGES = {"en": "English", "de": "Deutsch"}
+DEFAULT = "en"
+
+# Streamlit runs each session's script in its own thread; a context variable keeps one
+# reader's language from leaking into another's page (a module global would be shared).
+_language: contextvars.ContextVar[str] = contextvars.ContextVar("language", default=DEFAULT)
+
+
+def pick_language(query: str | None, browser_locale: str | None) -> str:
+    """`?lang=` if it names a language we have, else the browser's ("de-AT" -> "de"),
+    else English.
+
+    Args:
+        query: the value of the `lang` query parameter, or None.
+        browser_locale: `st.context.locale`, e.g. "de-DE", or None.
+    """
+    for value in (query, browser_locale):
+        if isinstance(value, str):
+            code = value.strip().lower().replace("_", "-").split("-")[0]
+            if code in LANGUAGES:
+                return code
+    return DEFAULT
+
+
+@functools.cache
+def translations(lang: str) -> gettext.NullTranslations:
+    """The compiled catalogue of `lang`; English (and a missing file) translate to itself."""
+    return gettext.translation(DOMAIN, LOCALES, languages=[lang], fallback=True)
+
+
+def use_language(lang: str) -> None:
+    """Make `lang` the language of `_()` for the rest of this script run."""
+    _language.set(lang if lang in LANGUAGES else DEFAULT)
+
+
+def current_language() -> str:
+    return _language.get()
+
+
+def _(text: str) -> str:
+    """`text` in the current language (itself when there is no translation)."""
+    return translations(_language.get()).gettext(text)
+
+
+def N_(text: str) -> str:
+    """Marks `text` for the catalogue; translate it later with `_(value)`."""
+    return text
+
+
+# The lesson page's own words, marked here until the page marks them where it uses them.
+LESSON_WORDS = {
+    "lessons": N_("Lessons"),
+    "lesson": N_("Lesson"),
+    "start": N_("Start"),
+    "next": N_("Next"),
+    "back": N_("Back"),
+    "your_prediction": N_("Your prediction"),
+    "show_answer": N_("Show the answer"),
+    "run": N_("Run the experiment"),
+    "running": N_("Running…"),
+    "explore": N_("Explore this yourself"),
+    "present": N_("Presenter mode"),
+    "language": N_("Language"),
+    "claim_held": N_("The run shows it."),
+    "claim_failed": N_("This run did not show it; run it again or look at the numbers."),
+    "right": N_("Right."),
+    "wrong": N_("Not quite."),
+    "coming": N_("Coming in a later version."),
+    "seconds": N_("Finished in {seconds:.0f} s."),
+}
