@@ -86,3 +86,16 @@ class JobManager(abc.ABC):
     def copy_model(self, job_id: str, owner: str, arm: str) -> tuple[nn.Module, TensorData]:
         """A copy of one arm's network (eval mode) and the data it trained on, taken while
         no optimizer step can run: the run must be paused or have ended."""
+
+    def resume(self, job_id: str, owner: str) -> None:
+        """Continue an interrupted run from its last checkpoint (same seed streams, its
+        curves go on where they stopped). Backends without a store cannot.
+
+        Raises:
+            JobError: the run is not interrupted, or this backend keeps no checkpoints.
+        """
+        info = self.info(job_id, owner)
+        raise JobError(
+            f"{info.name} cannot be resumed: it is {info.status}, and only a run that was "
+            "interrupted by a restart can continue; start a new run instead"
+        )

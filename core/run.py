@@ -31,6 +31,8 @@ FINISHED, STOPPED, FAILED, DIVERGED, CANCELLED = (
     "cancelled",
 )
 ACTIVE = (QUEUED, RUNNING, PAUSED)
+# Queued or running when the server (or its worker) died; resumable from its checkpoint.
+INTERRUPTED = "interrupted"
 COMMANDS = ("pause", "resume", "stop", "skip", "lr")
 RATE_WINDOW_S = 1.0  # images/s is measured over at least this much training time
 
