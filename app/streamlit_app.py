@@ -10,21 +10,25 @@ if str(ROOT) not in sys.path:  # `streamlit run app/streamlit_app.py` puts only 
 import streamlit as st  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from app import state  # noqa: E402
+from app import lesson_chrome, state  # noqa: E402
+from app.i18n import _  # noqa: E402
 
 # The icon is served from this server: a `:material/...:` page icon is fetched from an
 # outside font server on every visit, and fails offline.
 st.set_page_config(
     page_title="ResNet Explorer", page_icon=Image.open(ROOT / "assets" / "icon.png"), layout="wide"
 )
-st.html(ROOT / "assets" / "theme.css")  # darker, larger secondary text: one place
+# The language (URL, else browser, else English), the theme (with its presenter section in
+# presenter mode) and the sidebar's language and presenter controls: one place.
+lesson_chrome.setup()
 state.owner()  # the ?me= token on every page, the landing page too: a reload keeps the runs
 
 pages = [
-    st.Page("views/build.py", title="Build", icon=":material/construction:", default=True),
-    st.Page("views/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:"),
-    st.Page("views/explain.py", title="Explain", icon=":material/visibility:"),
-    st.Page("views/runs.py", title="Runs", icon=":material/history:"),
+    st.Page("views/lessons.py", title=_("Lessons"), icon=":material/school:", default=True),
+    st.Page("views/build.py", title=_("Build"), icon=":material/construction:"),
+    st.Page("views/train.py", title=_("Train"), icon=":material/model_training:"),
+    st.Page("views/compare.py", title=_("Compare"), icon=":material/compare_arrows:"),
+    st.Page("views/explain.py", title=_("Explain"), icon=":material/visibility:"),
+    st.Page("views/runs.py", title=_("Runs"), icon=":material/history:"),
 ]
 st.navigation(pages).run()

@@ -388,3 +388,23 @@ def check_shortcut(lesson: Lesson) -> list[ClaimResult]:
             {"params zero-pad": pad, "params projection": proj},
         ),
     ]
+
+
+def shape_rows(lesson: Lesson) -> list[tuple[str, str, str]]:
+    """Lesson 1's table: (block, output shape before the change, after it) per block."""
+    spec = _shape_net(lesson)
+    block, name, value = _change(lesson)
+    blocks = list(spec.blocks)
+    if 0 <= block < len(blocks) and hasattr(blocks[block], name):
+        blocks[block] = dataclasses.replace(blocks[block], **{name: value})
+    before, after = spec.validate(), dataclasses.replace(spec, blocks=tuple(blocks)).validate()
+    return [
+        (f"{k}: {type(b).__name__.removesuffix('Spec')}", format_shape(a.out_shape),
+         format_shape(c.out_shape))
+        for k, (b, a, c) in enumerate(zip(spec.blocks, before.blocks, after.blocks, strict=True))
+    ]  # fmt: skip
+
+
+def shape_net(lesson: Lesson) -> NetSpec:
+    """The net a shapes or shortcut lesson shows (before its change)."""
+    return _shape_net(lesson)

@@ -1,0 +1,152 @@
+"""One lesson, in four steps: the explanation, the question (a click predicts), the
+experiment (one button; live charts while it runs), and the answer with the claims the
+run showed and a way to explore it. On a normal page the steps follow each other down
+the page; in presenter mode one step fills the screen, with Back and Next.
+
+Its state lives in session_state under the `lesson_` keys below (the jobs of each
+lesson's run, the reader's prediction, the presenter's step).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import lesson_charts, lesson_jobs, lesson_text, state
+from app.i18n import LESSON_WORDS as W
+from app.i18n import N_, _, current_language
+from core.lesson_runs import shape_rows
+from core.lessons import Lesson
+
+STEPS = ("explain", "predict", "run", "answer")
+STEP_TITLES = {
+    "explain": N_("The idea"),
+    "predict": N_("Your prediction"),
+    "run": N_("The experiment"),
+    "answer": N_("The answer"),
+}
+JOBS, PREDICTION, STEP, RAN = "lesson_jobs_", "lesson_pick_", "lesson_step_", "lesson_ran_"
+REFRESH_S = 1.0
+
+
+def jobs(lesson: Lesson) -> tuple[str, ...] | None:
+    """The jobs of this lesson's run in this session; None before the run button."""
+    return st.session_state.get(JOBS + lesson.key)
+
+
+def step(lesson: Lesson) -> int:
+    return st.session_state.get(STEP + lesson.key, 0)
+
+
+def set_step(lesson: Lesson, index: int) -> None:
+    st.session_state[STEP + lesson.key] = max(0, min(index, len(STEPS) - 1))
+
+
+def ran(lesson: Lesson) -> bool:
+    return bool(st.session_state.get(RAN + lesson.key))
+
+
+def start_run(lesson: Lesson) -> None:
+    """The run button: a train lesson's jobs go to the job manager; the others need none."""
+    owner = state.owner()
+    old = jobs(lesson)
+    if old:
+        lesson_jobs.stop(old, owner)
+    if lesson.kind == "train":
+        started = lesson_jobs.start(lesson, owner)
+        if started.error:
+            st.session_state[RAN + lesson.key] = False
+            st.error(started.error, icon=":material/error:")
+            return
+        st.session_state[JOBS + lesson.key] = started.jobs
+    st.session_state[RAN + lesson.key] = True
+
+
+def draw_explain(lesson: Lesson) -> None:
+    st.markdown(lesson.text(current_language()).explanation)
+
+
+def draw_predict(lesson: Lesson) -> None:
+    text = lesson.text(current_language())
+    st.markdown(f"**{text.question}**")
+    st.pills(
+        _(W["your_prediction"]),
+        list(lesson.choices),
+        format_func=text.choices.get,
+        key=PREDICTION + lesson.key,
+        label_visibility="collapsed",
+    )
+
+
+def draw_run(lesson: Lesson, present: bool) -> None:
+    label = _(W["run"]) if not ran(lesson) else _("Run it again")
+    if st.button(label, icon=":material/play_arrow:", type="primary", key=f"run_{lesson.key}"):
+        start_run(lesson)
+        if present:
+            set_step(lesson, STEPS.index("run"))
+        st.rerun()
+    if ran(lesson):
+        live(lesson, present)
+
+
+def live(lesson: Lesson, present: bool) -> None:
+    """The run's charts, polled once a second while a job is moving."""
+    owner, job_ids = state.owner(), jobs(lesson) or ()
+    first = lesson_jobs.outcome(lesson, job_ids, owner)
+
+    @st.fragment(run_every=REFRESH_S if first.running else None)
+    def panel() -> None:
+        now = lesson_jobs.outcome(lesson, job_ids, owner)
+        if first.running and not now.running:
+            st.rerun(scope="app")  # the answer can be shown now
+        draw_outcome(lesson, now, present)
+
+    panel()
+
+
+def draw_outcome(lesson: Lesson, outcome, present: bool) -> None:
+    if lesson.kind == "shapes":
+        header = (_("Block"), _("Shape before"), _("Shape after"))
+        rows = [dict(zip(header, row, strict=True)) for row in shape_rows(lesson)]
+        st.dataframe(rows, hide_index=True)
+        return
+    if lesson.kind != "train":
+        return
+    if outcome.running:
+        st.progress(
+            min(outcome.step / max(outcome.total, 1), 1.0),
+            text=_(W["running"]) + f" {outcome.step:,} / {outcome.total:,}",
+        )
+    for problem in outcome.problems:
+        st.warning(problem)
+    snapshots = {k: v for k, v in outcome.snapshots.items() if v.steps}
+    if not snapshots:
+        return
+    chart = lesson.settings.get("chart", "train_loss")
+    figs = lesson_charts.lesson_figures(chart, snapshots, present=present)
+    cols = [st.container()] * len(figs) if present else st.columns(len(figs))
+    for col, fig, name in zip(cols, figs, ("main", "second"), strict=False):
+        col.plotly_chart(fig, key=f"chart_{lesson.key}_{name}", width="stretch")
+
+
+def draw_answer(lesson: Lesson) -> None:
+    text = lesson.text(current_language())
+    if not ran(lesson):
+        st.info(_("Run the experiment first: the answer comes with its numbers."))
+        return
+    outcome = lesson_jobs.outcome(lesson, jobs(lesson) or (), state.owner())
+    if outcome.running:
+        st.info(_("The experiment is still running; the answer follows when it ends."))
+        return
+    pick = st.session_state.get(PREDICTION + lesson.key)
+    if pick is not None:
+        verdict = W["right"] if pick == lesson.answer else W["wrong"]
+        st.markdown(f"**{_(verdict)}** {_(W['your_prediction'])}: {text.choices[pick]}")
+    st.markdown(text.answer)
+    st.markdown(f"**{_('What this run showed')}**")
+    for held, line in lesson_text.claim_lines(lesson, outcome.claims):
+        icon = ":material/check_circle:" if held else ":material/cancel:"
+        (st.success if held else st.warning)(line, icon=icon)
+    if outcome.claims and not all(c.held for c in outcome.claims):
+        st.caption(_(W["claim_failed"]))
+    elif outcome.claims:
+        st.caption(_(W["claim_held"]))

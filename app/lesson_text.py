@@ -1,0 +1,103 @@
+"""The words a lesson page builds from a run: each claim in the reader's language, with
+the numbers it was decided on. Nothing here is fixed text about the result: a claim that
+did not hold says so, with its numbers."""
+
+from __future__ import annotations
+
+import math
+
+from app.i18n import N_, _
+from core.lesson_runs import ClaimResult
+from core.lessons import Lesson
+
+METRICS = {
+    "train_loss": N_("training loss (mean of the last tenth of the steps)"),
+    "train_acc": N_("training accuracy (mean of the last tenth of the steps)"),
+    "val_acc": N_("validation accuracy"),
+    "gap": N_("gap between training and validation accuracy"),
+    "grad_ratio": N_("gradient of the first layer over the last block's"),
+    "grad_ratio_init": N_("gradient of the first layer over the last block's, at the start"),
+    "grad_boost": N_("growth of the first layer's gradient when the skips switch on"),
+    "loss_jump": N_("jump of the loss when the skips switch on"),
+    "loss_fall": N_("fall of the loss from that jump to the end"),
+    "params": N_("parameters"),
+    "macs": N_("multiply-adds per image"),
+    "memory": N_("activation memory for one batch (MB)"),
+}
+OPS = {"<": N_("is below"), ">": N_("is above"), "=": N_("equals")}
+
+
+def number(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if float(value).is_integer() and abs(value) >= 1000:
+        return f"{int(value):,}"
+    return f"{value:.3g}"
+
+
+def claim_lines(lesson: Lesson, results: tuple[ClaimResult, ...]) -> list[tuple[bool, str]]:
+    """(held, sentence) per claim of the lesson, in the reader's language."""
+    if lesson.kind == "shapes":
+        return _shape_lines(lesson, results)
+    if lesson.kind == "shortcut":
+        return _shortcut_lines(results)
+    lines = []
+    for claim, result in zip(lesson.claims, results, strict=True):
+        left = result.numbers.get(claim.arm, math.nan)
+        right = result.numbers.get(claim.other, math.nan)
+        other = claim.other if claim.number is None else ""
+        text = _("{metric}: {arm} {left} {op} {other} {right}").format(
+            metric=_(METRICS[claim.metric]).capitalize(),
+            arm=f"**{claim.arm}**",
+            left=number(left),
+            op=_(OPS[claim.op]),
+            other=f"**{other}**" if other else "",
+            right=number(right),
+        )
+        lines.append((result.held, " ".join(text.split())))
+    return lines
+
+
+def _shape_lines(lesson: Lesson, results) -> list[tuple[bool, str]]:
+    change = lesson.settings.get("change", "")
+    first, second = results[0], results[1]
+    before, after = first.numbers.get("params before"), first.numbers.get("params after")
+    shapes = second.text.partition(": ")[2].split(" becomes ")
+    return [
+        (
+            first.held,
+            _(
+                "The change {change} changes the output shape of that block and of every "
+                "block after it; the net's parameters: {before} before, {after} after."
+            ).format(change=f"`{change}`", before=number(before), after=number(after)),
+        ),
+        (
+            second.held,
+            _("Its output was {before} and is now {after}.").format(
+                before=shapes[0], after=shapes[-1]
+            ),
+        ),
+    ]
+
+
+def _shortcut_lines(results) -> list[tuple[bool, str]]:
+    refused, costs = results[0], results[1]
+    message = refused.text.partition(" is refused: ")[2]
+    return [
+        (
+            refused.held,
+            _("The builder refuses an identity shortcut where the shape changes: {message}").format(
+                message=f"“{message}”"
+            ),
+        ),
+        (
+            costs.held,
+            _(
+                "Zero-padding costs no parameters, the 1x1 projection some: {pad} against "
+                "{projection} parameters in the whole net."
+            ).format(
+                pad=number(costs.numbers.get("params zero-pad")),
+                projection=number(costs.numbers.get("params projection")),
+            ),
+        ),
+    ]
