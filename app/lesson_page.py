@@ -9,6 +9,8 @@ lesson's run, the reader's prediction, the presenter's step).
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from app import lesson_charts, lesson_jobs, lesson_text, state
@@ -25,6 +27,7 @@ STEP_TITLES = {
     "answer": N_("The answer"),
 }
 JOBS, PREDICTION, STEP, RAN = "lesson_jobs_", "lesson_pick_", "lesson_step_", "lesson_ran_"
+TIMES = "lesson_times_"  # [started, first seen ended]: the seconds a class waited
 REFRESH_S = 1.0
 
 
@@ -59,6 +62,7 @@ def start_run(lesson: Lesson) -> None:
             return
         st.session_state[JOBS + lesson.key] = started.jobs
     st.session_state[RAN + lesson.key] = True
+    st.session_state[TIMES + lesson.key] = [time.time(), None]
 
 
 def draw_explain(lesson: Lesson) -> None:
@@ -77,13 +81,20 @@ def draw_predict(lesson: Lesson) -> None:
     )
 
 
-def draw_run(lesson: Lesson, present: bool) -> None:
+def run_button(lesson: Lesson, present: bool) -> None:
+    """The one button that sets up and starts the experiment (in presenter mode it sits
+    in the step bar, so a lesson runs from any step)."""
     label = _(W["run"]) if not ran(lesson) else _("Run it again")
     if st.button(label, icon=":material/play_arrow:", type="primary", key=f"run_{lesson.key}"):
         start_run(lesson)
         if present:
             set_step(lesson, STEPS.index("run"))
         st.rerun()
+
+
+def draw_run(lesson: Lesson, present: bool) -> None:
+    if not present:
+        run_button(lesson, present)
     if ran(lesson):
         live(lesson, present)
 
@@ -137,6 +148,10 @@ def draw_answer(lesson: Lesson) -> None:
     if outcome.running:
         st.info(_("The experiment is still running; the answer follows when it ends."))
         return
+    times = st.session_state.get(TIMES + lesson.key)
+    if times and lesson.kind == "train":
+        times[1] = times[1] or time.time()
+        st.caption(_(W["seconds"]).format(seconds=times[1] - times[0]))
     pick = st.session_state.get(PREDICTION + lesson.key)
     if pick is not None:
         verdict = W["right"] if pick == lesson.answer else W["wrong"]

@@ -56,6 +56,7 @@ def explore(lesson: Lesson) -> None:
     """Opens the tool page the lesson names, with the lesson's net on the builder."""
     target = lesson.settings.get("explore", "build")
     path, label = PAGES[target]
+    st.markdown(f"**{_(W['explore'])}**")
     if not st.button(_(label), icon=":material/explore:", key=f"explore_{lesson.key}"):
         return
     if lesson.kind == "train":
@@ -69,7 +70,7 @@ def explore(lesson: Lesson) -> None:
 
 def step_nav(lesson: Lesson, index: int) -> None:
     """Back, the step's place, Next: the presenter's remote."""
-    cols = st.columns([2, 6, 2, 3], vertical_alignment="center")
+    cols = st.columns([2, 4, 2, 4, 3], vertical_alignment="center")
     if cols[0].button(_(W["back"]), icon=":material/arrow_back:", disabled=index == 0):
         lesson_page.set_step(lesson, index - 1)
         st.rerun()
@@ -78,7 +79,9 @@ def step_nav(lesson: Lesson, index: int) -> None:
     if cols[2].button(_(W["next"]), icon=":material/arrow_forward:", disabled=last):
         lesson_page.set_step(lesson, index + 1)
         st.rerun()
-    if cols[3].button(_("Leave presenter mode"), key="leave_present"):
+    with cols[3]:
+        lesson_page.run_button(lesson, present=True)
+    if cols[4].button(_("Leave presenter mode"), key="leave_present"):
         lesson_chrome.set_presenting(False)
         st.rerun()
 
