@@ -10,6 +10,7 @@ from app import attribution_figures as af
 from app import attribution_tables as tables
 from app import state
 from app.explain_run import compute, load_networks
+from app.i18n import N_, _
 from core.attribution import METHODS, AttributionError, AttributionRequest, pick_images, take
 from core.attribution_quality import (
     CONTROLS,
@@ -22,7 +23,7 @@ from core.jobs import JobInfo
 from core.shapes_data import SHAPE_CLASSES
 
 # The one line a teacher needs when a method keeps black pixels at zero (issue 10).
-BLACK_PIXELS = (
+BLACK_PIXELS = N_(
     "Methods that multiply by the input (Input × Gradient, Integrated Gradients and "
     "GradientShap from a black baseline, Occlusion with a black patch) keep every black "
     "pixel at zero whatever the weights, which holds their score up on images with a black "
@@ -33,31 +34,35 @@ BLACK_PIXELS = (
 
 def localisation_tab(mgr, owner: str, info: JobInfo, arms: list[str]) -> None:
     st.markdown(
-        "Does the map point at the object? On Shapes every image comes with a mask of its "
-        "shape. **On the object**: the share of the map's positive attribution inside the "
-        "mask. **Pointing game**: how often the map's highest pixel lands on the object "
-        "(Zhang et al. 2016). **Chance**: what a map spread evenly would score."
+        _(
+            "Does the map point at the object? On Shapes every image comes with a mask of its "
+            "shape. **On the object**: the share of the map's positive attribution inside the "
+            "mask. **Pointing game**: how often the map's highest pixel lands on the object "
+            "(Zhang et al. 2016). **Chance**: what a map spread evenly would score."
+        )
     )
     # Only the built-in Shapes has masks; its class names tell it without copying the run.
     if tuple(info.classes) != SHAPE_CLASSES:
         st.info(
-            "This run's data has no object masks; only the built-in Shapes has. "
-            "Race two nets on Shapes on the Compare page to measure this."
+            _(
+                "This run's data has no object masks; only the built-in Shapes has. "
+                "Race two nets on Shapes on the Compare page to measure this."
+            )
         )
         return
     c = st.columns([3, 1])
     chosen = c[0].multiselect(
-        "Methods",
+        _("Methods"),
         list(METHODS),
         default=["saliency", "integrated_gradients", "gradcam"],
         format_func=lambda m: METHODS[m].title,
         key="ex_loc_methods",
     )
-    n = c[1].slider("Images", 8, 128, 32, step=8, key="ex_loc_n")
-    st.caption("Each method with its default settings, on the same random images.")
-    if st.button("Measure", icon=":material/straighten:", key="ex_loc_go", disabled=not chosen):
+    n = c[1].slider(_("Images"), 8, 128, 32, step=8, key="ex_loc_n")
+    st.caption(_("Each method with its default settings, on the same random images."))
+    if st.button(_("Measure"), icon=":material/straighten:", key="ex_loc_go", disabled=not chosen):
         found = compute(
-            "the localisation scores",
+            _("the localisation scores"),
             "loc",
             lambda progress: _localisation(mgr, owner, info.id, arms, chosen, n, progress),
         )
@@ -67,7 +72,9 @@ def localisation_tab(mgr, owner: str, info: JobInfo, arms: list[str]) -> None:
     if rows:
         st.dataframe(tables.localisation_rows(rows), hide_index=True, width="stretch")
         st.caption(
-            f"Means over {rows[0].score.images} validation images; maps of the predicted class."
+            _("Means over {images} validation images; maps of the predicted class.").format(
+                images=rows[0].score.images
+            )
         )
 
 
@@ -91,26 +98,30 @@ def _localisation(mgr, owner, job, arms, methods, n, progress):
 
 def sanity_tab(mgr, owner: str, info: JobInfo, arms: list[str]) -> None:
     st.markdown(
-        "Adebayo et al. (2018) asked whether a map explains the **model** or just the "
-        "image: replace the weights by random ones, from the output layer down to the "
-        "first, and see if the map changes. One that stays the same (rank correlation "
-        f"above {INDEPENDENCE_THRESHOLD:g} with the original at every stage) does not "
-        "depend on the model, like the edge detector drawn in grey as the control."
+        _(
+            "Adebayo et al. (2018) asked whether a map explains the **model** "
+            "or just the image: replace the weights by random ones, from the "
+            "output layer down to the first, and see if the map changes. One "
+            "that stays the same (rank correlation above "
+            "{threshold:g} with the original at every stage) "
+            "does not depend on the model, like the edge detector drawn in "
+            "grey as the control."
+        ).format(threshold=INDEPENDENCE_THRESHOLD)
     )
     c = st.columns([3, 1])
     chosen = c[0].multiselect(
-        "Methods",
+        _("Methods"),
         list(METHODS),
         default=["saliency", "integrated_gradients", "guided_backprop", "gradcam"],
         format_func=lambda m: METHODS[m].title,
         key="ex_san_methods",
     )
-    n = c[1].slider("Images", 2, 16, 4, key="ex_san_n")
+    n = c[1].slider(_("Images"), 2, 16, 4, key="ex_san_n")
     if st.button(
-        "Run the sanity check", icon=":material/shuffle:", key="ex_san_go", disabled=not chosen
+        _("Run the sanity check"), icon=":material/shuffle:", key="ex_san_go", disabled=not chosen
     ):
         found = compute(
-            "the sanity check",
+            _("the sanity check"),
             "sanity",
             lambda progress: _sanity(mgr, owner, info.id, arms, chosen, n, progress),
         )
@@ -138,7 +149,7 @@ def show_sanity(reports: dict[str, SanityReport]) -> None:
     cols = st.columns(len(reports))
     for col, (arm, report) in zip(cols, reports.items(), strict=True):
         col.plotly_chart(
-            af.sanity_figure(report, title=f"Sanity check · {arm}"),
+            af.sanity_figure(report, title=_("Sanity check · {arm}").format(arm=arm)),
             key=f"ex_sanity_{arm}",
             width="stretch",
         )
@@ -146,19 +157,25 @@ def show_sanity(reports: dict[str, SanityReport]) -> None:
             if curve.depends_on_model:
                 continue
             if curve.method in CONTROLS:
-                col.caption(f"{curve.method}: flat, as a control should be.")
+                col.caption(
+                    _("{method}: flat, as a control should be.").format(method=curve.method)
+                )
                 continue
-            text = (
-                f"**{curve.method}** does not depend on the model ({arm}): its maps "
-                f"stay above {report.threshold:g} even with every weight random."
-            )
+            text = _(
+                "**{method}** does not depend on the model ({arm}): its maps "
+                "stay above {threshold:g} even with every weight random."
+            ).format(method=curve.method, arm=arm, threshold=report.threshold)
             if curve.depends_on_model_nonzero:
                 low = min(curve.correlation_nonzero[1:])
-                text += (
-                    f" Over the non-black pixels alone it falls to {low:.2f}: what stays "
+                text += " " + _(
+                    "Over the non-black pixels alone it falls to {low:.2f}: what stays "
                     "the same is the black background."
-                )
+                ).format(low=low)
             col.warning(text, icon=":material/report:")
     black = max(r.black_share for r in reports.values())
     if black > 0:
-        st.caption(f"{black:.0%} of these images' pixels are exactly black. {BLACK_PIXELS}")
+        st.caption(
+            _("{black:.0%} of these images' pixels are exactly black. {note}").format(
+                black=black, note=_(BLACK_PIXELS)
+            )
+        )

@@ -12,6 +12,7 @@ from app import attribution_figures as af
 from app import attribution_tables as tables
 from app import state
 from app.explain_run import compute, load_networks
+from app.i18n import N_, _
 from core.attribution import (
     BASELINES,
     METHODS,
@@ -27,7 +28,7 @@ from core.attribution import (
 )
 from core.jobs import JobInfo
 
-LAST = "the last conv block"
+LAST = N_("the last conv block")
 
 
 @dataclass(frozen=True)
@@ -41,29 +42,31 @@ class ImageChoice:
 
 
 def maps_tab(mgr, owner: str, info: JobInfo, arms: list[str]) -> None:
-    st.markdown("**Images** from the validation set")
+    st.markdown(_("**Images** from the validation set"))
     images = _choose_images(info.classes)
-    st.markdown("**Method**")
+    st.markdown(_("**Method**"))
     settings, blocks = _choose_method(info, arms)
     c = st.columns([2, 1, 2])
     target = c[0].radio(
-        "Explain", list(TARGETS), format_func=TARGETS.get, horizontal=True, key="ex_target"
+        _("Explain"), list(TARGETS), format_func=TARGETS.get, horizontal=True, key="ex_target"
     )
     if target == "class":
         settings["target_class"] = c[1].selectbox(
-            "Class to explain",
+            _("Class to explain"),
             range(len(info.classes)),
             format_func=lambda i: info.classes[i],
             key="ex_target_class",
         )
     per_image = c[2].toggle(
-        "One colour scale per image",
+        _("One colour scale per image"),
         key="ex_per_image",
-        help="Off: one scale for every map. On: each image its own, still shared by the networks.",
+        help=_(
+            "Off: one scale for every map. On: each image its own, still shared by the networks."
+        ),
     )
     gradcam_impossible = settings["method"] == "gradcam" and not blocks
     if st.button(
-        "Explain",
+        _("Explain"),
         type="primary",
         icon=":material/visibility:",
         key="ex_go",
@@ -71,7 +74,7 @@ def maps_tab(mgr, owner: str, info: JobInfo, arms: list[str]) -> None:
     ):
         settings.update(target=target, seed=images.seed)
         found = compute(
-            "the attribution maps",
+            _("the attribution maps"),
             "maps",
             lambda progress: _maps(mgr, owner, info, arms, images, settings, progress),
         )
@@ -102,18 +105,18 @@ def _maps(mgr, owner, info, arms, images: ImageChoice, settings, progress) -> Im
 
 def _choose_images(classes: tuple[str, ...]) -> ImageChoice:
     c = st.columns([2, 1, 1, 1])
-    how = c[0].radio("Which", list(PICKS), format_func=PICKS.get, horizontal=True, key="ex_how")
-    k = c[1].slider("How many", 1, 8, 4, key="ex_k")
+    how = c[0].radio(_("Which"), list(PICKS), format_func=PICKS.get, horizontal=True, key="ex_how")
+    k = c[1].slider(_("How many"), 1, 8, 4, key="ex_k")
     cls = None
     if how == "class":
         cls = c[2].selectbox(
-            "Class", range(len(classes)), format_func=lambda i: classes[i], key="ex_cls"
+            _("Class"), range(len(classes)), format_func=lambda i: classes[i], key="ex_cls"
         )
     if how != "misclassified":
-        seed = c[3].number_input("Seed", min_value=0, value=0, key="ex_seed")
+        seed = c[3].number_input(_("Seed"), min_value=0, value=0, key="ex_seed")
     else:
         seed = 0
-        c[2].caption("Images some network gets wrong, most confidently wrong first.")
+        c[2].caption(_("Images some network gets wrong, most confidently wrong first."))
     return ImageChoice(how, k, int(seed), cls)
 
 
@@ -122,7 +125,7 @@ def _choose_method(info: JobInfo, arms: list[str]) -> tuple[dict, list[int]]:
     chosen network could show GradCAM of."""
     c = st.columns([2, 1, 1, 1])
     method = c[0].selectbox(
-        "Method", list(METHODS), format_func=lambda m: METHODS[m].title, key="ex_method"
+        _("Method"), list(METHODS), format_func=lambda m: METHODS[m].title, key="ex_method"
     )
     st.caption(METHODS[method].explanation)
     settings: dict = {"method": method}
@@ -130,30 +133,32 @@ def _choose_method(info: JobInfo, arms: list[str]) -> tuple[dict, list[int]]:
     blocks = shared_feature_map_blocks(specs)
     if METHODS[method].baseline:
         settings["baseline"] = c[1].selectbox(
-            "Baseline" if method != "occlusion" else "Patch filled with",
+            _("Baseline") if method != "occlusion" else _("Patch filled with"),
             list(BASELINES),
             help="; ".join(f"{b}: {t}" for b, t in BASELINES.items()),
             key="ex_baseline",
         )
     if method == "integrated_gradients":
-        settings["n_steps"] = c[2].slider("Steps on the path", 5, 300, 50, step=5, key="ex_steps")
+        settings["n_steps"] = c[2].slider(
+            _("Steps on the path"), 5, 300, 50, step=5, key="ex_steps"
+        )
     elif method == "gradient_shap":
-        settings["gradshap_samples"] = c[2].slider("Random draws", 5, 64, 20, key="ex_gs")
+        settings["gradshap_samples"] = c[2].slider(_("Random draws"), 5, 64, 20, key="ex_gs")
     elif method == "occlusion":
         side = min(specs[0].input_shape[1:])
-        window = c[2].slider("Window (px)", 1, side, min(4, side), key=f"ex_window_{side}")
+        window = c[2].slider(_("Window (px)"), 1, side, min(4, side), key=f"ex_window_{side}")
         settings["occlusion_window"] = window
         settings["occlusion_stride"] = c[3].slider(
-            "Stride (px)", 1, window, max(1, window // 2), key=f"ex_stride_{window}"
+            _("Stride (px)"), 1, window, max(1, window // 2), key=f"ex_stride_{window}"
         )
     elif method == "gradcam":
         settings["gradcam_block"] = _choose_block(c[1], specs[0], blocks)
     if METHODS[method].smoothgrad:
-        samples = c[3].slider("SmoothGrad samples (0 = off)", 0, 100, 0, step=5, key="ex_sg")
+        samples = c[3].slider(_("SmoothGrad samples (0 = off)"), 0, 100, 0, step=5, key="ex_sg")
         settings["smoothgrad_samples"] = samples
         if samples:
             settings["noise_level"] = c[3].slider(
-                "Noise (share of range)", 0.05, 0.5, 0.15, key="ex_noise"
+                _("Noise (share of range)"), 0.05, 0.5, 0.15, key="ex_noise"
             )
             st.caption(SMOOTHGRAD)
     return settings, blocks
@@ -162,15 +167,15 @@ def _choose_method(info: JobInfo, arms: list[str]) -> tuple[dict, list[int]]:
 def _choose_block(column, spec, blocks: list[int]) -> int | None:
     if not blocks:
         st.warning(
-            "GradCAM needs a convolutional or residual block at the same place in "
-            "every network chosen; choose another method."
+            _(
+                "GradCAM needs a convolutional or residual block at the same place in "
+                "every network chosen; choose another method."
+            )
         )
     return column.selectbox(
-        "Block",
+        _("Block"),
         [None, *blocks],
-        format_func=lambda b: (
-            "the last conv block" if b is None else f"{b} · {spec.blocks[b].kind}"
-        ),
+        format_func=lambda b: _(LAST) if b is None else f"{b} · {spec.blocks[b].kind}",
         key="ex_block",
     )
 
@@ -195,15 +200,20 @@ def show_maps(found: ImageMaps, classes, job: str, *, per_image: bool) -> None:
         config={"toImageButtonOptions": {"format": "png", "filename": f"{job}_maps", "scale": 2}},
     )
     scale = (
-        "each image on its own colour scale, shared by the networks"
+        _("each image on its own colour scale, shared by the networks")
         if per_image
-        else "one colour scale for every map"
+        else _("one colour scale for every map")
     )
     speeds = " · ".join(
-        f"{a}: {r.seconds_per_image * 1000:.0f} ms per image" for a, r in results.items()
+        _("{arm}: {ms:.0f} ms per image").format(arm=a, ms=r.seconds_per_image * 1000)
+        for a, r in results.items()
     )
     target = next(iter(results.values())).request.target
-    st.caption(f"Maps of {TARGETS[target]} · {scale} · {speeds}")
+    st.caption(
+        _("Maps of {target} · {scale} · {speeds}").format(
+            target=TARGETS[target], scale=scale, speeds=speeds
+        )
+    )
     st.dataframe(
         tables.probability_rows(results, classes, labels=found.labels, indices=found.indices),
         hide_index=True,
@@ -218,31 +228,37 @@ def _completeness(found: ImageMaps) -> None:
     if not deltas:
         return
     st.markdown(
-        "**Completeness.** Integrated Gradients promises that a map's pixels sum to "
-        "how much the class score changed from the baseline to the image, "
-        "f(x) − f(baseline). *delta* is what is missing, and *gap %* its share of "
-        "that change: Sundararajan et al. ask for 5% or less. When the image and the "
-        "baseline score almost alike, even a small delta is a large share."
+        _(
+            "**Completeness.** Integrated Gradients promises that a map's pixels sum to "
+            "how much the class score changed from the baseline to the image, "
+            "f(x) − f(baseline). *delta* is what is missing, and *gap %* its share of "
+            "that change: Sundararajan et al. ask for 5% or less. When the image and the "
+            "baseline score almost alike, even a small delta is a large share."
+        )
     )
     st.dataframe(deltas, hide_index=True, width="stretch")
     worst = max(v for row in deltas for key, v in row.items() if key.endswith("gap %"))
     if worst > 5:
         st.warning(
-            f"The largest gap is {worst:.0f}% of the score change: add steps on the "
-            "path (or try another baseline) and compute again."
+            _(
+                "The largest gap is {worst:.0f}% of the score change: add steps "
+                "on the path (or try another baseline) and compute again."
+            ).format(worst=worst)
         )
 
 
 def _downloads(found: ImageMaps, classes, job: str) -> None:
     st.caption(
-        "To save the picture as PNG, use the camera button at the top right of the chart. "
-        "The raw values: .npy holds one network's maps as (images, height, width), "
-        "channels summed; the CSV holds every value of every map, one per line."
+        _(
+            "To save the picture as PNG, use the camera button at the top right of the chart. "
+            "The raw values: .npy holds one network's maps as (images, height, width), "
+            "channels summed; the CSV holds every value of every map, one per line."
+        )
     )
     cols = st.columns(len(found.results) + 1)
     for n, (arm, r) in enumerate(found.results.items()):
         cols[n].download_button(
-            f"{arm} · .npy",
+            _("{arm} · .npy").format(arm=arm),
             tables.maps_npy(r),
             file_name=f"{job}_{arm}_maps.npy".replace(" ", "_"),
             mime="application/octet-stream",
@@ -250,7 +266,7 @@ def _downloads(found: ImageMaps, classes, job: str) -> None:
             key=f"ex_npy_{arm}",
         )
     cols[-1].download_button(
-        "All maps · CSV",
+        _("All maps · CSV"),
         tables.maps_csv(found.results, classes, indices=found.indices),
         file_name=f"{job}_maps.csv",
         mime="text/csv",

@@ -12,6 +12,7 @@ import streamlit as st
 from torch import nn
 
 from app import state
+from app.i18n import _
 from core.attribution import Cancelled, freeze
 from core.data import TensorData
 from core.errors import ExplainedError
@@ -29,13 +30,15 @@ def choose_run(runs: list[JobInfo]) -> JobInfo | None:
     )
     if not runs:
         st.info(
-            "No runs yet in this browser. Train one on the Train or Compare page; once it has "
-            "finished (or while it is paused), its networks can be explained here."
+            _(
+                "No runs yet in this browser. Train one on the Train or Compare page; once it has "
+                "finished (or while it is paused), its networks can be explained here."
+            )
         )
         return None
     by_id = {i.id: i for i in runs}
     job = st.selectbox(
-        "Run",
+        _("Run"),
         list(by_id),
         format_func=lambda r: f"{r} · {by_id[r].name} · {by_id[r].status}",
         key="ex_run",
@@ -43,16 +46,22 @@ def choose_run(runs: list[JobInfo]) -> JobInfo | None:
     info = by_id[job]
     if info.status in (QUEUED, RUNNING):  # its weights change under our feet
         st.warning(
-            f"{info.name} is {info.status}: pause it or let it finish first, so its "
-            "weights stay still while they are explained.",
+            _(
+                "{name} is {status}: pause it or let it finish first, so its "
+                "weights stay still while they are explained."
+            ).format(name=info.name, status=info.status),
             icon=":material/pending:",
         )
         return None
     if info.status == PAUSED:
-        st.caption(f"Paused at step {info.step:,}: the maps show the weights as they are now.")
+        st.caption(
+            _("Paused at step {step:,}: the maps show the weights as they are now.").format(
+                step=info.step
+            )
+        )
     elif info.status == DIVERGED:
         st.warning(
-            "This run diverged: its weights may hold NaN or huge values, so maps may be blank."
+            _("This run diverged: its weights may hold NaN or huge values, so maps may be blank.")
         )
     return info
 
@@ -62,10 +71,10 @@ def choose_arms(info: JobInfo) -> list[str]:
     arms = list(info.arms)
     if len(arms) > 1:
         arms = st.multiselect(
-            "Networks, side by side", arms, default=arms, key=f"ex_nets_{info.id}"
+            _("Networks, side by side"), arms, default=arms, key=f"ex_nets_{info.id}"
         )
         if not arms:
-            st.info("Choose at least one network.")
+            st.info(_("Choose at least one network."))
     return arms
 
 
@@ -101,8 +110,8 @@ def compute(what: str, key: str, work: Callable):
     through; nothing partial is stored, and the pending note tells the next run.
     """
     cancel_slot, bar_slot = st.empty(), st.empty()
-    cancel_slot.button("Cancel", icon=":material/cancel:", key=f"ex_cancel_{key}")
-    bar = bar_slot.progress(0.0, text=f"Computing {what}…")
+    cancel_slot.button(_("Cancel"), icon=":material/cancel:", key=f"ex_cancel_{key}")
+    bar = bar_slot.progress(0.0, text=_("Computing {what}…").format(what=what))
     start = time.monotonic()
 
     def progress(share: float, message: str) -> None:  # an st call: where a click stops us
@@ -114,12 +123,15 @@ def compute(what: str, key: str, work: Callable):
     try:
         out = work(progress)
     except Cancelled as e:
-        st.warning(f"{e}; nothing was kept.")
+        st.warning(_("{e}; nothing was kept.").format(e=e))
     except (ExplainedError, JobError) as e:  # the message says what to change
-        st.error(f"Could not compute {what}: {e}", icon=":material/error:")
+        st.error(_("Could not compute {what}: {e}").format(what=what, e=e), icon=":material/error:")
     except Exception as e:  # torch (out of memory, ...): say so, keep the server going
         log.exception("computing %s failed", what)
-        st.error(f"Computing {what} failed: {type(e).__name__}: {e}", icon=":material/error:")
+        st.error(
+            _("Computing {what} failed: {name}: {e}").format(what=what, name=type(e).__name__, e=e),
+            icon=":material/error:",
+        )
     state.set_explain_pending(None)
     cancel_slot.empty()
     bar_slot.empty()

@@ -5,6 +5,7 @@ import dataclasses
 import streamlit as st
 
 from app import diagram, editing, state
+from app.i18n import _
 from app.markup import plain
 from core.blocks import plain_forward_source, residual_forward_source
 from core.errors import ExplainedError
@@ -26,16 +27,18 @@ def _commit(spec: NetSpec, *, structural: bool = True, preset: str | None = None
     st.rerun()
 
 
-st.title("Build a network")
+st.title(_("Build a network"))
 st.caption(
-    "Start from a preset, then change it block by block. The same network with its skips "
-    "off is its plain twin: the same layers and weights, no shortcuts."
+    _(
+        "Start from a preset, then change it block by block. The same network with its skips "
+        "off is its plain twin: the same layers and weights, no shortcuts."
+    )
 )
 
 keys = list(PRESETS)
 top = st.columns([3, 2, 2])
 key = top[0].selectbox(
-    "Preset",
+    _("Preset"),
     keys,
     index=keys.index(state.preset_key()),
     format_func=lambda k: PRESETS[k].title,
@@ -47,11 +50,11 @@ spec = state.current_spec()
 residual_blocks = [b for b in spec.blocks if b.residual]
 all_on = bool(residual_blocks) and all(b.skip for b in residual_blocks)
 residual = top[1].toggle(
-    "Skip connections on",
+    _("Skip connections on"),
     value=all_on,
     disabled=not residual_blocks,
     key=f"skips_all_{state.spec_version()}",
-    help="Off gives the plain twin. Single skips can be switched in the block editor.",
+    help=_("Off gives the plain twin. Single skips can be switched in the block editor."),
 )
 if residual_blocks and residual != all_on:
     _commit(spec.with_skips(residual))
@@ -64,20 +67,29 @@ try:
 except ExplainedError as e:  # a SpecError, or any other readable refusal
     info, error = None, e
 if error is not None:
-    st.error(f"This network cannot be built yet. {error}", icon=":material/error:")
+    st.error(
+        _("This network cannot be built yet. {error}").format(error=error), icon=":material/error:"
+    )
 
 if info is not None:
     totals = info.totals
     m = st.columns(4)
-    m[0].metric("Parameters", f"{totals['params']:,}")
-    m[1].metric("Mult-adds per image", f"{totals['mult-adds'] / 1e6:,.1f} M")
-    m[2].metric("Blocks", totals["blocks"])
-    m[3].metric("Skips on", f"{totals['skips on']} of {totals['residual blocks']}")
-    st.subheader(f"{plain(spec.name)}: input {'x'.join(map(str, spec.input_shape))}")
+    m[0].metric(_("Parameters"), f"{totals['params']:,}")
+    m[1].metric(_("Mult-adds per image"), f"{totals['mult-adds'] / 1e6:,.1f} M")
+    m[2].metric(_("Blocks"), totals["blocks"])
+    m[3].metric(
+        _("Skips on"),
+        _("{on} of {total}").format(on=totals["skips on"], total=totals["residual blocks"]),
+    )
+    st.subheader(
+        _("{name}: input {shape}").format(
+            name=plain(spec.name), shape="x".join(map(str, spec.input_shape))
+        )
+    )
     st.plotly_chart(diagram.network_diagram(info.plan), key="diagram", width="stretch")
 
 # --- the block editor -----------------------------------------------------------------------
-st.subheader("Blocks")
+st.subheader(_("Blocks"))
 left, right = st.columns([2, 3])
 shapes = [b.out_shape for b in info.plan.blocks] if info else [None] * len(spec.blocks)
 bad = getattr(error, "block", None)
@@ -85,7 +97,7 @@ with left:
     if spec.blocks:
         chosen = min(state.selected_block(), len(spec.blocks) - 1)
         chosen = st.radio(
-            "Block",
+            _("Block"),
             range(len(spec.blocks)),
             index=chosen,
             format_func=lambda i: editing.block_label(i, spec.blocks[i], shapes[i], i == bad),
@@ -95,29 +107,33 @@ with left:
         state.select_block(chosen)
     else:
         chosen = -1
-        st.info("No blocks yet: add one.")
+        st.info(_("No blocks yet: add one."))
     add_cols = st.columns([3, 2])
-    kind = add_cols[0].selectbox("New block", list(BLOCK_KINDS), key=state.NEW_KIND)
-    if add_cols[1].button("Add after", icon=":material/add:", width="stretch"):
+    kind = add_cols[0].selectbox(_("New block"), list(BLOCK_KINDS), key=state.NEW_KIND)
+    if add_cols[1].button(_("Add after"), icon=":material/add:", width="stretch"):
         channels = shapes[chosen][0] if chosen >= 0 and shapes[chosen] else 16
         state.select_block(chosen + 1)
         _commit(editing.insert_block(spec, chosen + 1, editing.new_block(kind, channels)))
     if chosen >= 0:
         mv = st.columns(3)
-        if mv[0].button("Up", icon=":material/arrow_upward:", width="stretch"):
+        if mv[0].button(_("Up"), icon=":material/arrow_upward:", width="stretch"):
             state.select_block(max(chosen - 1, 0))
             _commit(editing.move_block(spec, chosen, -1))
-        if mv[1].button("Down", icon=":material/arrow_downward:", width="stretch"):
+        if mv[1].button(_("Down"), icon=":material/arrow_downward:", width="stretch"):
             state.select_block(min(chosen + 1, len(spec.blocks) - 1))
             _commit(editing.move_block(spec, chosen, 1))
-        if mv[2].button("Delete", icon=":material/delete:", width="stretch"):
+        if mv[2].button(_("Delete"), icon=":material/delete:", width="stretch"):
             state.select_block(max(chosen - 1, 0))
             _commit(editing.remove_block(spec, chosen))
 
 with right:
     if chosen >= 0:
         block = spec.blocks[chosen]
-        st.markdown(f"**Block {chosen}: {block.kind}** — {type(block).__doc__.splitlines()[0]}")
+        st.markdown(
+            _("**Block {chosen}: {kind}** — {doc}").format(
+                chosen=chosen, kind=block.kind, doc=type(block).__doc__.splitlines()[0]
+            )
+        )
         if bad == chosen:
             st.error(error.advice, icon=":material/error:")
         values = {}
@@ -142,7 +158,7 @@ with right:
             elif widget == "int":
                 values[name] = int(st.number_input(label, value=value, step=1, key=k))
             elif widget == "int_or_auto":
-                got = st.number_input(label, value=value, step=1, key=k, placeholder="auto")
+                got = st.number_input(label, value=value, step=1, key=k, placeholder=_("auto"))
                 values[name] = None if got is None else int(got)
             else:
                 values[name] = float(st.number_input(label, value=float(value), step=0.05, key=k))
@@ -150,21 +166,21 @@ with right:
         if edited != block:
             _commit(editing.replace_block(spec, chosen, edited), structural=False)
 
-with st.expander("Network-wide settings: BatchNorm, activation, initialisation"):
+with st.expander(_("Network-wide settings: BatchNorm, activation, initialisation")):
     d, v = spec.defaults, state.spec_version()
     c = st.columns(4)
-    bn = c[0].toggle("BatchNorm", value=d.batch_norm, key=state.field_key(v, -1, "bn"))
+    bn = c[0].toggle(_("BatchNorm"), value=d.batch_norm, key=state.field_key(v, -1, "bn"))
     act = c[1].selectbox(
-        "Activation",
+        _("Activation"),
         ACTIVATIONS,
         index=ACTIVATIONS.index(d.activation),
         key=state.field_key(v, -1, "act"),
     )
     init = c[2].selectbox(
-        "Initialisation", INITS, index=INITS.index(d.init), key=state.field_key(v, -1, "init")
+        _("Initialisation"), INITS, index=INITS.index(d.init), key=state.field_key(v, -1, "init")
     )
     zero = c[3].toggle(
-        "Zero-init last BN of each branch",
+        _("Zero-init last BN of each branch"),
         value=d.zero_init_last_bn,
         key=state.field_key(v, -1, "zero"),
     )
@@ -172,53 +188,62 @@ with st.expander("Network-wide settings: BatchNorm, activation, initialisation")
     if new != d:
         _commit(dataclasses.replace(spec, defaults=new), structural=False)
     st.caption(
-        "Blocks set to 'network default' follow these. Try sigmoid with small_normal init on "
-        "a deep plain net, then look at its gradients on the Compare page."
+        _(
+            "Blocks set to 'network default' follow these. Try sigmoid with small_normal init on "
+            "a deep plain net, then look at its gradients on the Compare page."
+        )
     )
 
 if info is not None:
-    st.subheader("Shapes, parameters and cost")
+    st.subheader(_("Shapes, parameters and cost"))
     st.dataframe(
         info.rows,
         hide_index=True,
         width="stretch",
         column_config={
-            "params": st.column_config.NumberColumn("params", format="localized"),
-            "mult-adds": st.column_config.NumberColumn("mult-adds", format="localized"),
+            "params": st.column_config.NumberColumn(_("params"), format="localized"),
+            "mult-adds": st.column_config.NumberColumn(_("mult-adds"), format="localized"),
             "activation MB": st.column_config.NumberColumn(
-                "activation MB (batch 128)", format="%.2f"
+                _("activation MB (batch 128)"), format="%.2f"
             ),
         },
     )
 
-with st.expander("Show the code: a plain block and a residual block"):
+with st.expander(_("Show the code: a plain block and a residual block")):
     a, b = st.columns(2)
-    a.markdown("**Plain block**")
+    a.markdown(_("**Plain block**"))
     a.code(plain_forward_source(), language="python")
-    b.markdown("**Residual block**")
+    b.markdown(_("**Residual block**"))
     b.code(residual_forward_source(), language="python")
     st.caption(
-        "The one line that differs adds the block's input (through the shortcut: identity, "
-        "zero-padding, or a 1x1 projection when the shape changes) to the output of the two "
-        "convolutions; the `if` above it is the live switch. With the skip off, the residual "
-        "block computes exactly the plain one."
+        _(
+            "The one line that differs adds the block's input (through the shortcut: identity, "
+            "zero-padding, or a 1x1 projection when the shape changes) to the output of the two "
+            "convolutions; the `if` above it is the live switch. With the skip off, the residual "
+            "block computes exactly the plain one."
+        )
     )
 
-with st.expander("Save or load the network as JSON"):
+with st.expander(_("Save or load the network as JSON")):
     st.download_button(
-        "Download spec (JSON)",
+        _("Download spec (JSON)"),
         spec.to_json(),
         file_name=f"{spec.name.replace(' ', '_')}.json",
         mime="application/json",
     )
-    upload = st.file_uploader("Load a spec (JSON)", type=["json"], key=state.SPEC_UPLOAD)
+    upload = st.file_uploader(_("Load a spec (JSON)"), type=["json"], key=state.SPEC_UPLOAD)
     if upload is not None:
         try:  # size, nesting and block count are checked before any block is parsed
             loaded = NetSpec.from_json(upload.getvalue())
             loaded.validate()
         except ExplainedError as e:
-            st.error(f"Could not load {plain(upload.name)}: {e}", icon=":material/error:")
+            st.error(
+                _("Could not load {file}: {error}").format(file=plain(upload.name), error=e),
+                icon=":material/error:",
+            )
         else:
             if loaded != spec:
                 _commit(loaded)
-            st.success(f"Loaded {plain(upload.name)}: {plain(loaded.name)}.")
+            st.success(
+                _("Loaded {file}: {name}.").format(file=plain(upload.name), name=plain(loaded.name))
+            )

@@ -11,14 +11,18 @@ from app import services, state
 from app.explain_checks import localisation_tab, sanity_tab
 from app.explain_maps import maps_tab
 from app.explain_run import choose_arms, choose_run
+from app.i18n import _
 
-st.title("Explain")
+st.title(_("Explain"))
 owner = state.owner()
 mgr = services.job_manager()
 note = st.empty()  # always there, so the note does not shift the tabs (a shift resets them)
 stopped = state.explain_pending()
 if stopped:  # the script was stopped mid-computation: by Cancel, or by another click
-    note.info(f"Stopped computing {stopped}; nothing of it was kept.", icon=":material/cancel:")
+    note.info(
+        _("Stopped computing {stopped}; nothing of it was kept.").format(stopped=stopped),
+        icon=":material/cancel:",
+    )
     state.set_explain_pending(None)
 
 info = choose_run(mgr.list(owner))
@@ -28,7 +32,9 @@ arms = choose_arms(info)
 if not arms:
     st.stop()
 
-maps, localisation, sanity = st.tabs(["Attribution maps", "Localisation (Shapes)", "Sanity check"])
+maps, localisation, sanity = st.tabs(
+    [_("Attribution maps"), _("Localisation (Shapes)"), _("Sanity check")]
+)
 with maps:
     maps_tab(mgr, owner, info, arms)
 with localisation:

@@ -19,7 +19,17 @@ ENTRY = str(Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py")
 
 @pytest.fixture
 def app():
-    return AppTest.from_file(ENTRY, default_timeout=TIMEOUT)
+    """The navigation entry on its Build page (the landing page is the lesson list)."""
+    at = AppTest.from_file(ENTRY, default_timeout=TIMEOUT)
+    at.switch_page("views/build.py")
+    return at
+
+
+def test_the_landing_page_is_the_lesson_list():
+    at = AppTest.from_file(ENTRY, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "Lessons"
 
 
 def _metrics(at):
@@ -32,7 +42,7 @@ def shown(markdown: str) -> str:
     return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
 
 
-def test_navigation_entry_opens_the_build_page_on_the_default_preset(app):
+def test_the_build_page_opens_on_the_default_preset(app):
     app.run()
     assert not app.exception
     assert app.title[0].value == "Build a network"
