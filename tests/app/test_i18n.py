@@ -2,6 +2,7 @@
 German translation, the compiled catalogue is the one its .po gives, and the standard
 library's gettext (the oracle) reads our compiler's .mo back to the same pairs."""
 
+import ast
 import gettext
 import io
 import re
@@ -104,3 +105,68 @@ def test_each_script_thread_keeps_its_own_language():
     for t in threads:
         t.join()
     assert seen == {"de": "Antwort zeigen", "en": "Show the answer"}
+
+
+# --- no unmarked words on the pages this catalogue covers --------------------------------
+
+OWNED_VIEWS = [
+    "app/streamlit_app.py",
+    "app/views/lessons.py",
+    "app/views/build.py",
+    "app/views/explain.py",
+    *(f"app/{p.name}" for p in sorted((ROOT / "app").glob("lesson_*.py"))),
+    *(f"app/{p.name}" for p in sorted((ROOT / "app").glob("explain_*.py"))),
+]
+UI_CALLS = {  # streamlit calls whose first argument (or these keywords) a reader sees
+    "title", "header", "subheader", "caption", "markdown", "info", "warning", "error",
+    "success", "button", "toggle", "selectbox", "radio", "number_input", "multiselect",
+    "metric", "expander", "tabs", "download_button", "file_uploader", "text_input", "slider",
+    "checkbox", "progress", "pills", "segmented_control", "select_slider", "text_area",
+    "write", "toast", "popover", "form_submit_button", "spinner",
+}  # fmt: skip
+UI_KEYWORDS = {"help", "text", "placeholder", "label", "title"}
+WORDS = re.compile(r"[A-Za-z]{2,}")
+
+
+def unmarked_literals(source: str, name: str) -> list[str]:
+    """`st.x("words")`-style calls whose text a reader sees but `_()` never translates:
+    a bare string (or f-string) with words, as the first argument, in a list there (tabs),
+    or as a help/text/placeholder/label/title keyword."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        if node.func.attr not in (*UI_CALLS, "Page"):
+            continue
+        args = list(node.args[:1]) if node.func.attr != "Page" else []  # a page's path
+        if args and isinstance(args[0], ast.List):
+            args = list(args[0].elts)
+        args += [k.value for k in node.keywords if k.arg in UI_KEYWORDS]
+        for arg in args:
+            parts = arg.values if isinstance(arg, ast.JoinedStr) else [arg]
+            text = "".join(
+                p.value for p in parts if isinstance(p, ast.Constant) and isinstance(p.value, str)
+            )
+            if isinstance(arg, ast.Constant | ast.JoinedStr) and WORDS.search(text):
+                found.append(f"{name}:{node.lineno}: {node.func.attr}({text[:40]!r})")
+    return found
+
+
+def test_the_unmarked_literal_finder_finds_them():
+    source = (
+        'st.title("Build")\ncols[0].button(f"Run {n}")\nst.tabs(["Maps", _("ok")])\n'
+        'st.caption(_("fine"))\nst.markdown(f"**{x}**")\nst.slider(_("x"), help="Why")\n'
+    )
+    found = sorted(unmarked_literals(source, "x.py"))
+    assert found == [
+        "x.py:1: title('Build')",
+        "x.py:2: button('Run ')",
+        "x.py:3: tabs('Maps')",
+        "x.py:6: slider('Why')",
+    ]
+
+
+@pytest.mark.parametrize("path", OWNED_VIEWS)
+def test_the_pages_mark_every_string_a_reader_sees(path):
+    found = unmarked_literals((ROOT / path).read_text(encoding="utf-8"), path)
+    assert not found, "wrap in _() and translate in messages.po: " + "; ".join(found)
