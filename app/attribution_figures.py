@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from PIL import Image
 from plotly.subplots import make_subplots
 
+from app.i18n import _
 from app.style import FONT_SIZE, GREY, TICK_SIZE, style
 
 if TYPE_CHECKING:  # only their fields are read; the view imports the real modules
@@ -103,7 +104,7 @@ def _backdrop(rgb: np.ndarray) -> str:
 
 
 def class_name(classes: Sequence[str], c: int) -> str:
-    return classes[c] if 0 <= c < len(classes) else f"class {c}"
+    return classes[c] if 0 <= c < len(classes) else _("class {c}").format(c=c)
 
 
 def attribution_grid(
@@ -220,7 +221,7 @@ def _square_cells(fig: go.Figure, cells: int, h: int, w: int) -> None:
 
 
 def _colorbar(signed: bool) -> dict:
-    text = "attribution<br>(− blue, + orange)" if signed else "attribution"
+    text = _("attribution<br>(− blue, + orange)") if signed else _("attribution")
     return {"title": {"text": text, "font": {"size": TICK_SIZE}}, "tickfont": {"size": TICK_SIZE}}
 
 
@@ -230,14 +231,14 @@ def _titles(results_by_net, classes, labels, indices) -> list[str]:
     nets = list(results_by_net.items())
     for i, idx in enumerate(indices):
         truth = f" · {class_name(classes, int(labels[i]))}" if labels is not None else ""
-        titles.append(f"image {idx}{truth}")
+        titles.append(_("image {index}").format(index=idx) + truth)
         for net, r in nets:
             p = as_array(r.probabilities)[i]
             pred, target = int(p.argmax()), int(as_array(r.targets)[i])
             mark = "" if labels is None else (" ✓" if pred == int(labels[i]) else " ✗")
             text = f"{net}: {class_name(classes, pred)} {p[pred]:.0%}{mark}"
             if target != pred:
-                text += f"<br>map of {class_name(classes, target)}"
+                text += "<br>" + _("map of {cls}").format(cls=class_name(classes, target))
             titles.append(text)
     return titles
 
@@ -245,7 +246,7 @@ def _titles(results_by_net, classes, labels, indices) -> list[str]:
 # --- the sanity check --------------------------------------------------------------------
 
 
-def sanity_figure(report: SanityReport, *, title: str = "Sanity check") -> go.Figure:
+def sanity_figure(report: SanityReport, *, title: str | None = None) -> go.Figure:
     """Rank correlation of each method's maps with the original ones as the weights are
     randomised from the head down to the stem (Adebayo et al. 2018). A method that stays
     above the dashed threshold does not depend on the model. Where some pixels are black,
@@ -256,22 +257,22 @@ def sanity_figure(report: SanityReport, *, title: str = "Sanity check") -> go.Fi
     fig.add_hline(
         y=report.threshold,
         line={"color": GREY, "width": 1.5, "dash": "dash"},
-        annotation_text=f"threshold {report.threshold:g}",
+        annotation_text=_("threshold {threshold:g}").format(threshold=report.threshold),
         annotation_position="top right",
         annotation_font={"size": TICK_SIZE - 2, "color": GREY},
     )
     lows = [min(t.y) for t in fig.data if len(t.y)]
     fig.update_xaxes(
-        title_text="random weights down to (from the output)",
+        title_text=_("random weights down to (from the output)"),
         type="category",
         categoryorder="array",
         categoryarray=list(report.stages),
     )
     fig.update_yaxes(
-        title_text="rank correlation with the original",
+        title_text=_("rank correlation with the original"),
         range=[min([-0.1, *lows]) - 0.05, 1.05],
     )
-    style(fig, title)
+    style(fig, _("Sanity check") if title is None else title)
     fig.update_layout(font={"size": FONT_SIZE}, hovermode="closest")
     return fig
 
@@ -286,9 +287,11 @@ def _sanity_traces(report: SanityReport) -> list[go.Scatter]:
         control = curve.method in CONTROLS
         colour = GREY if control else next(colours)
         flag = not curve.depends_on_model and not control  # a control is meant to ignore it
-        lines = [(curve.method + (" ⚠ ignores the model" if flag else ""), curve.correlation)]
+        ignores = " ⚠ " + _("ignores the model") if flag else ""
+        lines = [(curve.method + ignores, curve.correlation)]
         if report.black_share > 0 and not control and curve.correlation_nonzero:
-            lines.append((f"{curve.method} · non-black pixels", curve.correlation_nonzero))
+            nonblack = _("{method} · non-black pixels").format(method=curve.method)
+            lines.append((nonblack, curve.correlation_nonzero))
         for k, (name, values) in enumerate(lines):
             dash = "dot" if control else ("solid", "longdash")[k]
             traces.append(

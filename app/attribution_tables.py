@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from app.attribution_figures import as_array, class_name
+from app.i18n import _
 
 if TYPE_CHECKING:  # only their fields are read
     from core.attribution import AttributionResult
@@ -41,12 +42,14 @@ def probability_rows(
     indices = np.arange(n) if indices is None else as_array(indices).reshape(-1)
     rows = []
     for i in range(n):
-        row = {"image": int(indices[i])}
+        row = {_("image"): int(indices[i])}
         if labels is not None:
-            row["true class"] = class_name(classes, int(as_array(labels).reshape(-1)[i]))
+            row[_("true class")] = class_name(classes, int(as_array(labels).reshape(-1)[i]))
         for net, r in results_by_net.items():
-            row[f"{net} · top 3"] = top_k(r.probabilities[i], classes)
-            row[f"{net} · map explains"] = class_name(classes, int(as_array(r.targets)[i]))
+            row[_("{net} · top 3").format(net=net)] = top_k(r.probabilities[i], classes)
+            row[_("{net} · map explains").format(net=net)] = class_name(
+                classes, int(as_array(r.targets)[i])
+            )
         rows.append(row)
     return rows
 
@@ -63,15 +66,15 @@ def delta_rows(results_by_net: Mapping[str, AttributionResult], *, indices=None)
     indices = np.arange(n) if indices is None else as_array(indices).reshape(-1)
     rows = []
     for i in range(n):
-        row = {"image": int(indices[i])}
+        row = {_("image"): int(indices[i])}
         for net, r in with_delta.items():
             delta = float(as_array(r.delta)[i])
             change = (
                 float(as_array(r.raw[i]).astype(np.float64).sum()) - delta
             )  # delta = sum - change
             row[f"{net} · f(x) − f(baseline)"] = round(change, 4)
-            row[f"{net} · delta"] = float(f"{delta:.3g}")
-            row[f"{net} · gap %"] = round(relative_gap(delta, change) * 100, 1)
+            row[_("{net} · delta").format(net=net)] = float(f"{delta:.3g}")
+            row[_("{net} · gap %").format(net=net)] = round(relative_gap(delta, change) * 100, 1)
         rows.append(row)
     return rows
 
@@ -93,12 +96,12 @@ def localisation_rows(rows: Sequence[LocalisationRow]) -> list[dict]:
         out.setdefault(r.method, {})[r.model] = r.score
     table = []
     for method, scores in out.items():
-        row = {"method": method}
-        for column, field in (("on object %", "share_inside"), ("pointing %", "hit_rate")):
+        row = {_("method"): method}
+        for column, field in ((_("on object %"), "share_inside"), (_("pointing %"), "hit_rate")):
             for model in models:  # the networks side by side under each measure
                 score = scores.get(model)
                 row[f"{column} · {model}"] = _percent(getattr(score, field, math.nan))
-        row["chance %"] = _percent(next(iter(scores.values())).mask_area)
+        row[_("chance %")] = _percent(next(iter(scores.values())).mask_area)
         table.append(row)
     return table
 

@@ -8,6 +8,7 @@ from itertools import pairwise
 
 import plotly.graph_objects as go
 
+from app.i18n import _
 from app.style import FONT_SIZE, GREY, TICK_SIZE, style
 from core.plan import Layer, Plan, describe_skip
 from core.spec import PROJECTION, ZERO_PAD, format_shape
@@ -107,7 +108,7 @@ def network_diagram(plan: Plan, *, max_rows: int = 20) -> go.Figure:
         {
             "x": centres[0][0],
             "y": centres[0][1] + 0.75,
-            "text": f"input · {format_shape(plan.spec.input_shape)}",
+            "text": _("input · {shape}").format(shape=format_shape(plan.spec.input_shape)),
             "showarrow": False,
             "yanchor": "bottom",
             "font": {"size": TICK_SIZE},
@@ -128,9 +129,11 @@ def network_diagram(plan: Plan, *, max_rows: int = 20) -> go.Figure:
     fig.update_yaxes(visible=False, range=[-(rows - 1) - 0.9, 1.3])
     residual = sum(layer.residual for layer in plan.blocks)
     on = sum(bool(layer.skip) for layer in plan.blocks)
-    facts = f"{format_count(plan.params)} parameters · {len(plan.blocks)} blocks"
+    facts = _("{params} parameters · {blocks} blocks").format(
+        params=format_count(plan.params), blocks=len(plan.blocks)
+    )
     if residual:
-        facts += f" · {on} of {residual} skips on"
+        facts += _(" · {on} of {total} skips on").format(on=on, total=residual)
     style(fig, plan.spec.name, height=int(170 + (rows + 2.2) * _ROW_PX))
     fig.update_layout(
         title_subtitle={"text": facts, "font": {"size": FONT_SIZE}},
@@ -214,7 +217,7 @@ def _add_arc_legend(fig: go.Figure, any_skips: bool) -> None:
     if not any_skips:
         return
     for name, line in (
-        ("skip on: output = F(x) + x", SKIP_ON),
-        ("skip off: output = F(x)   ('pad' / '1x1': shortcut type)", SKIP_OFF),
+        (_("skip on: output = F(x) + x"), SKIP_ON),
+        (_("skip off: output = F(x)   ('pad' / '1x1': shortcut type)"), SKIP_OFF),
     ):
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=name, line=line))

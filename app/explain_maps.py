@@ -237,7 +237,12 @@ def _completeness(found: ImageMaps) -> None:
         )
     )
     st.dataframe(deltas, hide_index=True, width="stretch")
-    worst = max(v for row in deltas for key, v in row.items() if key.endswith("gap %"))
+    worst = max(
+        v
+        for row in deltas
+        for key, v in row.items()
+        if key.endswith(_("{net} · gap %").format(net=""))
+    )
     if worst > 5:
         st.warning(
             _(

@@ -1,0 +1,118 @@
+"""A teacher's class in a real browser: `?lang=de&present=1`, lesson 2 and lesson 8 run
+from the lesson page to their answer, in German, in presenter mode. The server runs the
+lessons at their `test:` size (RESNET_EXPLORER_LESSON_SIZE=tiny) unless
+RESNET_EXPLORER_LESSON_SIZE is set to something else (e.g. `full`: the classroom size,
+about a minute per lesson on a 2-core CPU). Screenshots go to a temporary folder, or to
+assets/ with RESNET_EXPLORER_SHOTS=assets. The seconds each lesson took are printed.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_browser import ARGS, CHROMIUM, SHOTS_ENV, _free_port, _healthy, until
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+SIZE_ENV = "RESNET_EXPLORER_LESSON_SIZE"
+RUN_LIMIT_S = 600  # a deadline for the wait, not a claim about speed
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    env = {
+        **os.environ,
+        "RESNET_EXPLORER_DATA": str(tmp_path_factory.mktemp("data")),
+        SIZE_ENV: os.environ.get(SIZE_ENV, "tiny"),
+    }
+    command = [sys.executable, "-m", "streamlit", "run", "app/streamlit_app.py"]
+    command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
+    command += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _healthy(url, proc), timeout=90, what=f"{url}/_stcore/health", every=0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium is not at {CHROMIUM}: install it, or set CHROMIUM to its path")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000}, locale="de-DE")
+        page.set_default_timeout(60_000)
+        yield page
+        browser.close()
+
+
+def _click(page, key: str) -> None:
+    """The button whose Streamlit key is `key` (each keyed element carries st-key-<key>)."""
+    page.locator(f".st-key-{key} button").click()
+
+
+def _run_to_the_answer(page, key: str, pick: str) -> float:
+    """From the lesson's first step: Next to the question, pick, run, wait, Next to the
+    answer. Returns the seconds from the run button to the answer."""
+    page.get_by_role("heading", name="Die Idee").wait_for()
+    page.get_by_role("button", name="Weiter").click()
+    page.get_by_role("heading", name="Ihre Vorhersage").wait_for()
+    page.get_by_role("button", name=pick).click()
+    start = time.monotonic()
+    _click(page, f"run_{key}")
+    page.get_by_role("heading", name="Das Experiment").wait_for()
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=RUN_LIMIT_S * 1000)
+    until(
+        lambda: (
+            page.get_by_text("Läuft …").count() == 0
+            and page.locator('[data-testid="stPlotlyChart"]').count() == 2
+        ),
+        what=f"{key} to finish",
+        timeout=RUN_LIMIT_S,
+    )
+    page.get_by_role("button", name="Weiter").click()
+    page.get_by_role("heading", name="Die Antwort").wait_for()
+    page.get_by_text("Was dieser Lauf gezeigt hat").wait_for()
+    return time.monotonic() - start
+
+
+def test_lessons_2_and_8_in_german_presenter_mode(server, page, tmp_path):
+    shots = ROOT / os.environ[SHOTS_ENV] if os.environ.get(SHOTS_ENV) else tmp_path
+    shots.mkdir(exist_ok=True)
+    page.goto(f"{server}/?lang=de&present=1")
+    page.get_by_role("heading", name="Lektionen").wait_for()
+    assert page.locator('[data-testid="stSidebar"]').is_hidden()  # presenter: no sidebar
+    page.screenshot(path=str(shots / "lessons.png"))
+
+    _click(page, "start_02-deeper")
+    page.get_by_role("heading", name="Lektion 2: Tiefer ist nicht besser").wait_for()
+    seconds = {"02-deeper": _run_to_the_answer(page, "02-deeper", "das Netz mit 20 Schichten")}
+    page.get_by_text("Das Netz mit 20 Schichten. Schauen Sie").wait_for()
+    page.screenshot(path=str(shots / "lesson_02_de.png"))
+
+    page.goto(f"{server}/?lang=de&present=1&lesson=08-switch")
+    page.get_by_role("heading", name="Lektion 8: Skip-Verbindungen live einschalten").wait_for()
+    pick = "Seine frühen Schichten bekommen viel mehr Gradient, und der Verlust springt"
+    seconds["08-switch"] = _run_to_the_answer(page, "08-switch", pick)
+    page.get_by_text("Beides reagiert sofort.").wait_for()
+    assert page.get_by_text("Wachstum des Gradienten der ersten Schicht").count() == 1
+    page.screenshot(path=str(shots / "lesson_08_de.png"))
+    print(f"\nlesson seconds (size {os.environ.get(SIZE_ENV, 'tiny')}): {seconds}")
