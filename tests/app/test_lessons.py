@@ -3,12 +3,13 @@ answer, claims computed from the run (the oracle: core.lesson_runs on the job's 
 presenter mode's steps, and the contrast of the projector palette (WCAG 2 formula)."""
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
-from app import lesson_charts, lesson_page, services
+from app import lesson_charts, lesson_chrome, lesson_page, services
 from app.lesson_jobs import SIZE_ENV
 from core.lesson_runs import check_claims, plan_lesson
 from core.lessons import load_lessons
-from tests.app.conftest import OWNER, page
+from tests.app.conftest import OWNER, ROOT, page
 
 LESSONS = {lesson.key: lesson for lesson in load_lessons()}
 
@@ -136,3 +137,23 @@ def test_the_projector_palette_keeps_its_contrast_on_white():
     assert lesson_charts.contrast(lesson_charts.PROJECTOR_TEXT, bg) >= 4.5
     for colour in lesson_charts.PROJECTOR_LINES:
         assert lesson_charts.contrast(colour, bg) >= 3.0, colour
+
+
+def test_the_sidebar_switches_the_language_and_keeps_it_in_the_url():
+    at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=60)
+    at.run()
+    assert at.title[0].value == "Lessons"
+    at.sidebar.radio(key=lesson_chrome.LANG_SELECT).set_value("de").run()
+    assert not at.exception
+    assert at.query_params["lang"] in ("de", ["de"])
+    assert at.title[0].value == "Lektionen"
+    at.sidebar.toggle(key=lesson_chrome.PRESENT_TOGGLE).set_value(True).run()
+    assert at.query_params["present"] in ("1", ["1"])
+
+
+def test_the_presenter_section_of_the_theme_loads_only_in_presenter_mode():
+    hide = '[data-testid="stSidebar"]'
+    presenting, normal = lesson_chrome.theme_css(True), lesson_chrome.theme_css(False)
+    assert hide in presenting
+    assert hide not in normal
+    assert presenting.startswith(normal.removesuffix("</style>"))  # the base sheet, then more
