@@ -16,7 +16,6 @@ import streamlit as st
 from app import lesson_charts, lesson_jobs, lesson_text, state
 from app.i18n import LESSON_WORDS as W
 from app.i18n import N_, _, current_language
-from core.lesson_runs import shape_rows
 from core.lessons import Lesson
 
 STEPS = ("explain", "predict", "run", "answer")
@@ -117,7 +116,7 @@ def live(lesson: Lesson, present: bool) -> None:
 def draw_outcome(lesson: Lesson, outcome, present: bool) -> None:
     if lesson.kind == "shapes":
         header = (_("Block"), _("Shape before"), _("Shape after"))
-        rows = [dict(zip(header, row, strict=True)) for row in shape_rows(lesson)]
+        rows = [dict(zip(header, row, strict=True)) for row in lesson_text.shape_rows(lesson)]
         st.dataframe(rows, hide_index=True)
         return
     if lesson.kind != "train":

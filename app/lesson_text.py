@@ -7,8 +7,9 @@ from __future__ import annotations
 import math
 
 from app.i18n import N_, _
-from core.lesson_runs import ClaimResult
+from core.lesson_runs import ClaimResult, changed_plans
 from core.lessons import Lesson
+from core.spec import format_shape
 
 METRICS = {
     "train_loss": N_("training loss (mean of the last tenth of the steps)"),
@@ -100,4 +101,14 @@ def _shortcut_lines(results) -> list[tuple[bool, str]]:
                 projection=number(costs.numbers.get("params projection")),
             ),
         ),
+    ]
+
+
+def shape_rows(lesson: Lesson) -> list[tuple[str, str, str]]:
+    """Lesson 1's table: (block, output shape before the change, after it) per block."""
+    spec, _change, before, after = changed_plans(lesson)
+    rows = zip(spec.blocks, before.blocks, after.blocks, strict=True)
+    return [
+        (f"{k}: {b.kind}", format_shape(x.out_shape), format_shape(y.out_shape))
+        for k, (b, x, y) in enumerate(rows)
     ]

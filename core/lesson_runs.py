@@ -63,10 +63,7 @@ class LessonResult:
 
 
 def _settings(lesson: Lesson, tiny: bool) -> dict[str, str]:
-    s = dict(lesson.settings)
-    if tiny:
-        s.update(lesson.test)
-    return s
+    return {**lesson.settings, **(lesson.test if tiny else {})}
 
 
 def _num(s: dict, key: str, lo, hi, default, *, where: str, whole: bool = True):
@@ -305,7 +302,8 @@ def check_claims(
     return out
 
 
-def _shape_net(lesson: Lesson) -> NetSpec:
+def shape_net(lesson: Lesson) -> NetSpec:
+    """The net a shapes or shortcut lesson shows (before its change)."""
     s = lesson.settings
     size = _num(s, "size", 8, 64, 16, where=f"{lesson.key}.md")
     widths = tuple(int(w) for w in _widths(s, lesson.key))
@@ -333,13 +331,7 @@ def _change(lesson: Lesson) -> tuple[int, str, int]:
 def check_shapes(lesson: Lesson) -> list[ClaimResult]:
     """Lesson 1: changing one block's stride (or kernel) changes its output shape and
     every shape after it, and with them the dense layer's parameters."""
-    spec = _shape_net(lesson)
-    block, name, value = _change(lesson)
-    if not 0 <= block < len(spec.blocks) or not hasattr(spec.blocks[block], name):
-        raise LessonError(f"block {block} has no {name}", where=f"{lesson.key}.md, change")
-    blocks = list(spec.blocks)
-    blocks[block] = dataclasses.replace(blocks[block], **{name: value})
-    before, after = spec.validate(), dataclasses.replace(spec, blocks=tuple(blocks)).validate()
+    spec, (block, name, value), before, after = changed_plans(lesson)
     shapes = [(a.out_shape, b.out_shape) for a, b in zip(before.blocks, after.blocks, strict=True)]
     # every feature map after the change, and the flattened vector; a dense layer's
     # width is its own setting and does not change
@@ -363,7 +355,7 @@ def check_shortcut(lesson: Lesson) -> list[ClaimResult]:
     """Lesson 6: at the first block that changes shape, an identity shortcut is refused
     with a message that names the fix; zero-pad and projection are built, and only the
     projection costs parameters."""
-    spec = _shape_net(lesson)
+    spec = shape_net(lesson)
     i = next(k for k, b in enumerate(spec.blocks) if getattr(b, "stride", 1) == 2)
 
     def variant(kind: str) -> NetSpec:
@@ -390,21 +382,13 @@ def check_shortcut(lesson: Lesson) -> list[ClaimResult]:
     ]
 
 
-def shape_rows(lesson: Lesson) -> list[tuple[str, str, str]]:
-    """Lesson 1's table: (block, output shape before the change, after it) per block."""
-    spec = _shape_net(lesson)
+def changed_plans(lesson: Lesson):
+    """The shapes lesson's net, its change, and the plans before and after it."""
+    spec = shape_net(lesson)
     block, name, value = _change(lesson)
+    if not 0 <= block < len(spec.blocks) or not hasattr(spec.blocks[block], name):
+        raise LessonError(f"block {block} has no {name}", where=f"{lesson.key}.md, change")
     blocks = list(spec.blocks)
-    if 0 <= block < len(blocks) and hasattr(blocks[block], name):
-        blocks[block] = dataclasses.replace(blocks[block], **{name: value})
+    blocks[block] = dataclasses.replace(blocks[block], **{name: value})
     before, after = spec.validate(), dataclasses.replace(spec, blocks=tuple(blocks)).validate()
-    return [
-        (f"{k}: {type(b).__name__.removesuffix('Spec')}", format_shape(a.out_shape),
-         format_shape(c.out_shape))
-        for k, (b, a, c) in enumerate(zip(spec.blocks, before.blocks, after.blocks, strict=True))
-    ]  # fmt: skip
-
-
-def shape_net(lesson: Lesson) -> NetSpec:
-    """The net a shapes or shortcut lesson shows (before its change)."""
-    return _shape_net(lesson)
+    return spec, (block, name, value), before, after

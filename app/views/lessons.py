@@ -70,7 +70,7 @@ def explore(lesson: Lesson) -> None:
 
 def step_nav(lesson: Lesson, index: int) -> None:
     """Back, the step's place, Next: the presenter's remote."""
-    cols = st.columns([2, 4, 2, 4, 3], vertical_alignment="center")
+    cols = st.columns([2, 2, 2, 4, 5], vertical_alignment="center")
     if cols[0].button(_(W["back"]), icon=":material/arrow_back:", disabled=index == 0):
         lesson_page.set_step(lesson, index - 1)
         st.rerun()

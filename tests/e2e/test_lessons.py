@@ -75,7 +75,7 @@ def _run_to_the_answer(page, key: str, pick: str) -> float:
     page.get_by_role("heading", name="Die Idee").wait_for()
     page.get_by_role("button", name="Weiter").click()
     page.get_by_role("heading", name="Ihre Vorhersage").wait_for()
-    page.get_by_role("button", name=pick).click()
+    page.get_by_role("radio", name=pick).click()
     start = time.monotonic()
     _click(page, f"run_{key}")
     page.get_by_role("heading", name="Das Experiment").wait_for()
