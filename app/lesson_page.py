@@ -13,7 +13,7 @@ import time
 
 import streamlit as st
 
-from app import lesson_charts, lesson_jobs, lesson_text, state
+from app import lesson_charts, lesson_chrome, lesson_jobs, lesson_text, state
 from app.i18n import LESSON_WORDS as W
 from app.i18n import N_, _, current_language
 from core.lessons import Lesson
@@ -105,6 +105,7 @@ def live(lesson: Lesson, present: bool) -> None:
 
     @st.fragment(run_every=REFRESH_S if first.running else None)
     def panel() -> None:
+        lesson_chrome.language()  # a fragment's rerun skips the entry script that set it
         now = lesson_jobs.outcome(lesson, job_ids, owner)
         if first.running and not now.running:
             st.rerun(scope="app")  # the answer can be shown now
@@ -124,7 +125,8 @@ def draw_outcome(lesson: Lesson, outcome, present: bool) -> None:
     if outcome.running:
         st.progress(
             min(outcome.step / max(outcome.total, 1), 1.0),
-            text=_(W["running"]) + f" {outcome.step:,} / {outcome.total:,}",
+            text=_(W["running"])
+            + (f" {outcome.step:,} / {outcome.total:,}" if outcome.total else ""),
         )
     for problem in outcome.problems:
         st.warning(problem)

@@ -79,15 +79,15 @@ def _run_to_the_answer(page, key: str, pick: str) -> float:
     start = time.monotonic()
     _click(page, f"run_{key}")
     page.get_by_role("heading", name="Das Experiment").wait_for()
-    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=RUN_LIMIT_S * 1000)
-    until(
-        lambda: (
-            page.get_by_text("Läuft …").count() == 0
-            and page.locator('[data-testid="stPlotlyChart"]').count() == 2
-        ),
-        what=f"{key} to finish",
-        timeout=RUN_LIMIT_S,
-    )
+    english = []  # the live panel (a fragment, rerun on its own) speaks German too
+
+    def finished() -> bool:
+        english.append(page.get_by_text("Running…").count())
+        progress = page.locator('[data-testid="stProgress"]').count()
+        return progress == 0 and page.locator('[data-testid="stPlotlyChart"]').count() == 2
+
+    until(finished, what=f"{key} to finish", timeout=RUN_LIMIT_S)
+    assert not any(english)
     page.get_by_role("button", name="Weiter").click()
     page.get_by_role("heading", name="Die Antwort").wait_for()
     page.get_by_text("Was dieser Lauf gezeigt hat").wait_for()
