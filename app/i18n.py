@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import gettext
+from collections.abc import Callable
 from pathlib import Path
 
 LOCALES = Path(__file__).resolve().parent / "locales"
@@ -21,7 +22,10 @@ DEFAULT = "en"
 
 # Streamlit runs each session's script in its own thread; a context variable keeps one
 # reader's language from leaking into another's page (a module global would be shared).
-_language: contextvars.ContextVar[str] = contextvars.ContextVar("language", default=DEFAULT)
+_language: contextvars.ContextVar[str | None] = contextvars.ContextVar("language", default=None)
+# Where a run that set no language finds it: a fragment's rerun runs only the fragment, not
+# the entry script that calls `use_language`; app/lesson_chrome.py registers the URL's.
+_resolver: Callable[[], str] | None = None
 
 
 def pick_language(query: str | None, browser_locale: str | None) -> str:
@@ -51,13 +55,22 @@ def use_language(lang: str) -> None:
     _language.set(lang if lang in LANGUAGES else DEFAULT)
 
 
+def set_resolver(resolver: Callable[[], str] | None) -> None:
+    """`resolver()` names the language of a run that did not call `use_language`."""
+    global _resolver
+    _resolver = resolver
+
+
 def current_language() -> str:
-    return _language.get()
+    lang = _language.get()
+    if lang is None and _resolver is not None:
+        lang = _resolver()
+    return lang if lang in LANGUAGES else DEFAULT
 
 
 def _(text: str) -> str:
     """`text` in the current language (itself when there is no translation)."""
-    return translations(_language.get()).gettext(text)
+    return translations(current_language()).gettext(text)
 
 
 def N_(text: str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from app import i18n
 from app.i18n import LANGUAGES, _, current_language, pick_language, use_language
 
 THEME = Path(__file__).resolve().parents[1] / "assets" / "theme.css"
@@ -21,15 +22,28 @@ LANG_PARAM, PRESENT_PARAM = "lang", "present"
 LANG_SELECT, PRESENT_TOGGLE = "lang_select", "present_toggle"
 
 
-def language() -> str:
-    """Choose this run's language for `_()`; returns it. Cheap: every page may call it."""
+def _from_request() -> str:
+    """The URL's language, else the browser's, else English."""
     try:
         locale = st.context.locale
     except Exception:  # AppTest and old browsers: no locale
         locale = None
-    lang = pick_language(st.query_params.get(LANG_PARAM), locale)
+    try:
+        query = st.query_params.get(LANG_PARAM)
+    except Exception:  # outside a script run (a worker thread): no URL
+        query = None
+    return pick_language(query, locale)
+
+
+def language() -> str:
+    """Choose this run's language for `_()`; returns it. Cheap: every page may call it."""
+    lang = _from_request()
     use_language(lang)
     return lang
+
+
+# Fragment reruns (the live charts of every page) skip the entry script: `_()` asks here.
+i18n.set_resolver(_from_request)
 
 
 def presenting() -> bool:

@@ -170,3 +170,23 @@ def test_the_unmarked_literal_finder_finds_them():
 def test_the_pages_mark_every_string_a_reader_sees(path):
     found = unmarked_literals((ROOT / path).read_text(encoding="utf-8"), path)
     assert not found, "wrap in _() and translate in messages.po: " + "; ".join(found)
+
+
+def test_a_run_that_set_no_language_asks_the_resolver():
+    """A fragment's rerun skips the entry script: `_()` then asks the registered resolver
+    (the URL's language), and English without one."""
+    seen = {}
+
+    def fragment(name):
+        seen[name] = i18n._("Show the answer")
+
+    before = i18n._resolver
+    try:
+        for name, resolver in (("de", lambda: "de"), ("none", None), ("odd", lambda: "xx")):
+            i18n.set_resolver(resolver)
+            thread = threading.Thread(target=fragment, args=(name,))  # a fresh context
+            thread.start()
+            thread.join()
+    finally:
+        i18n.set_resolver(before)
+    assert seen == {"de": "Antwort zeigen", "none": "Show the answer", "odd": "Show the answer"}
