@@ -140,7 +140,7 @@ def draw_outcome(lesson: Lesson, outcome, present: bool) -> None:
         col.plotly_chart(fig, key=f"chart_{lesson.key}_{name}", width="stretch")
 
 
-def draw_answer(lesson: Lesson) -> None:
+def draw_answer(lesson: Lesson, present: bool = False) -> None:
     text = lesson.text(current_language())
     if not ran(lesson):
         st.info(_("Run the experiment first: the answer comes with its numbers."))
@@ -166,3 +166,5 @@ def draw_answer(lesson: Lesson) -> None:
         st.caption(_(W["claim_failed"]))
     elif outcome.claims:
         st.caption(_(W["claim_held"]))
+    if present:  # the charts the answer points at, on the same screen
+        draw_outcome(lesson, outcome, present)

@@ -28,6 +28,11 @@ METRICS = {
 OPS = {"<": N_("is below"), ">": N_("is above"), "=": N_("equals")}
 
 
+def _sentence(text: str) -> str:
+    """The first letter up, the rest as written (German nouns keep their capitals)."""
+    return text[:1].upper() + text[1:]
+
+
 def number(value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
@@ -48,7 +53,7 @@ def claim_lines(lesson: Lesson, results: tuple[ClaimResult, ...]) -> list[tuple[
         right = result.numbers.get(claim.other, math.nan)
         other = claim.other if claim.number is None else ""
         text = _("{metric}: {arm} {left} {op} {other} {right}").format(
-            metric=_(METRICS[claim.metric]).capitalize(),
+            metric=_sentence(_(METRICS[claim.metric])),
             arm=f"**{claim.arm}**",
             left=number(left),
             op=_(OPS[claim.op]),

@@ -94,7 +94,7 @@ def draw_step(lesson: Lesson, name: str, present: bool) -> None:
     elif name == "run":
         lesson_page.draw_run(lesson, present)
     else:
-        lesson_page.draw_answer(lesson)
+        lesson_page.draw_answer(lesson, present)
         explore(lesson)
 
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE_ENV = "RESNET_EXPLORER_LESSON_SIZE"
-RUN_LIMIT_S = 600  # a deadline for the wait, not a claim about speed
+RUN_LIMIT_S = 1200  # a deadline for the wait, not a claim about speed
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +99,7 @@ def test_lessons_2_and_8_in_german_presenter_mode(server, page, tmp_path):
     shots.mkdir(exist_ok=True)
     page.goto(f"{server}/?lang=de&present=1")
     page.get_by_role("heading", name="Lektionen").wait_for()
+    page.locator(".st-key-start_10-costs button").wait_for()  # the whole list is drawn
     assert page.locator('[data-testid="stSidebar"]').is_hidden()  # presenter: no sidebar
     page.screenshot(path=str(shots / "lessons.png"))
 
