@@ -3,6 +3,7 @@ confirmation), export and share; and the notes about the store (not saving, full
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -43,7 +44,7 @@ def quota_note(store: RunStore, owner: str, rows: list[RunRow]) -> None:
         store.check_quota(owner)
     except StoreFullError as e:
         st.warning(str(e), icon=":material/inventory_2:")
-        old = oldest_ended(rows)
+        old = oldest_ended([r for r in rows if r.stored])  # what counts towards the cap
         if old and st.button(f"Delete the {len(old)} oldest runs…", key="runs_delete_old"):
             state.ask_delete([r.id for r in old])
             st.rerun()
@@ -143,14 +144,16 @@ def actions(mgr, owner: str, row: RunRow) -> None:
         st.rerun()
 
 
-def share_url(run_id: str, token: str) -> str:
-    """The link to the run's read-only view on this server (relative when unknown)."""
+def share_url(run_id: str, token: str, page_url: str | None) -> str:
+    """The link to the run's read-only view: the app's root (this page's URL without its
+    `/runs`, so no page is named that a viewer's app does not have) with `?run=&view=`;
+    relative when the page's URL is not known."""
     query = urlencode({state.SHARED_RUN_PARAM: run_id, state.SHARED_TOKEN_PARAM: token})
-    url = st.context.url
-    if not url:
+    if not page_url:
         return f"?{query}"
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+    parts = urlsplit(page_url)
+    root = re.sub(r"/?runs/?$", "", parts.path).rstrip("/") + "/"
+    return urlunsplit((parts.scheme, parts.netloc, root, query, ""))
 
 
 def export_and_share(store: RunStore, owner: str, row: RunRow) -> None:
@@ -177,7 +180,7 @@ def export_and_share(store: RunStore, owner: str, row: RunRow) -> None:
         )
     if cols[1].button("Share link (read-only)", icon=":material/link:", key="runs_share"):
         try:
-            link = share_url(row.id, store.share_token(row.id, owner))
+            link = share_url(row.id, store.share_token(row.id, owner), st.context.url)
         except (StoreError, sqlite3.Error) as e:
             st.error(f"No link for {row.name}: {e}", icon=":material/error:")
         else:

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from app import services, state
 from app.runs_actions import LINK_INVALID as INVALID
-from app.runs_actions import NOT_STORED
+from app.runs_actions import NOT_STORED, share_url
 from core.config import TrainConfig
 from core.jobs import Arm, JobError
 from core.run_import import import_run
@@ -252,15 +252,39 @@ def test_a_store_that_cannot_save_says_so(tmp_path, monkeypatch):
     assert "is a folder, not a file" in at.warning[0].value
 
 
-def test_at_the_cap_the_page_says_so_and_offers_to_delete_old_runs(stored, store, monkeypatch):
-    monkeypatch.setenv("RESNET_EXPLORER_MAX_RUNS_PER_USER", "1")
-    at = page("runs").run()
+def test_at_the_cap_the_page_says_so_and_offers_to_delete_old_runs(store, monkeypatch):
+    owner = "a" * 32  # a browser of its own: the oldest runs of OWNER are other tests'
+    for _ in range(2):
+        store_run(store, SPECS, owner=owner)
+    monkeypatch.setenv("RESNET_EXPLORER_MAX_RUNS_PER_USER", "2")
+    at = page("runs")
+    at.session_state[state.OWNER] = owner
+    at.run()
     assert not at.exception, at.exception
-    assert any("the most this server keeps for one person" in w.value for w in at.warning)
+    assert "you have 2 stored runs, the most this server keeps for one person" in _texts(at)
     _button(at, "runs_delete_old").click().run()
-    assert "for good" in _texts(at)
+    assert "Delete these 2 runs for good: exported, exported?" in _texts(at)
     _button(at, "runs_delete_yes").click().run()
-    assert store.list_runs(OWNER) == []
+    assert not at.exception, at.exception
+    assert store.list_runs(owner) == []
+    assert "the most this server keeps" not in _texts(at)
+
+
+def test_from_the_apps_menu_open_in_train_and_explain_switch_pages(finished_run, store):
+    at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=TIMEOUT)
+    at.session_state[state.OWNER] = OWNER
+    at.switch_page("views/runs.py").run()
+    assert [t.value for t in at.title] == ["Your runs"]
+    _open(at, finished_run)
+    _button(at, "runs_train").click().run()
+    assert not at.exception, at.exception
+    assert [t.value for t in at.title] == ["Train"]
+    assert len(at.get("plotly_chart")) == 4  # the run's charts, there
+    at.switch_page("views/runs.py").run()
+    _open(at, finished_run)
+    _button(at, "runs_explain").click().run()
+    assert [t.value for t in at.title] == ["Explain"]
+    assert at.selectbox(key=state.EXPLAIN_RUN).value == finished_run
 
 
 # --- the share link --------------------------------------------------------------------
@@ -284,6 +308,19 @@ def test_the_share_button_gives_the_link_of_the_run(stored, store):
     _button(at, "runs_share").click().run()
     token = store.share_token(stored, OWNER)
     assert f"?run={stored}&view={token}" in [c.value for c in at.code]
+
+
+@pytest.mark.parametrize(
+    ("page_url", "link"),
+    [
+        (None, "?run=r1&view=t-_1"),
+        ("http://class.example:8501/runs", "http://class.example:8501/?run=r1&view=t-_1"),
+        ("https://x.org/explorer/runs/?me=abc", "https://x.org/explorer/?run=r1&view=t-_1"),
+        ("http://localhost:8501/", "http://localhost:8501/?run=r1&view=t-_1"),
+    ],
+)
+def test_a_share_url_points_at_the_apps_root(page_url, link):
+    assert share_url("r1", "t-_1", page_url) == link
 
 
 def test_a_share_link_shows_the_runs_charts_and_settings_read_only(stored, store):
