@@ -31,10 +31,11 @@ NOT_LISTED = "The training backend does not list this run (imported, or stored e
 
 def saving_note(store: RunStore) -> None:
     """Say when runs are not being saved (or the database was moved aside)."""
+    message = literal(store.message)  # it names paths: shown as they are
     if not store.saving:
-        st.warning(f"Runs are {store.message}.", icon=":material/cloud_off:")
-    elif store.message:
-        st.info(store.message[0].upper() + store.message[1:] + ".")
+        st.warning(f"Runs are {message}.", icon=":material/cloud_off:")
+    elif message:
+        st.info(message[0].upper() + message[1:] + ".")
 
 
 def quota_note(store: RunStore, owner: str, rows: list[RunRow]) -> None:

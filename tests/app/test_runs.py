@@ -252,6 +252,15 @@ def test_a_store_that_cannot_save_says_so(tmp_path, monkeypatch):
     assert "is a folder, not a file" in at.warning[0].value
 
 
+def test_a_database_moved_aside_is_reported_and_the_page_goes_on(tmp_path, monkeypatch):
+    (tmp_path / "runs.sqlite").write_bytes(b"not a database at all\n" * 100)
+    monkeypatch.setattr(services, "_store", RunStore(tmp_path))
+    at = page("runs").run()
+    assert not at.exception, at.exception
+    assert at.info[0].value.startswith("The run database could not be used \\(it is not an SQLite")
+    assert "moved aside" in at.info[0].value
+
+
 def test_at_the_cap_the_page_says_so_and_offers_to_delete_old_runs(store, monkeypatch):
     owner = "a" * 32  # a browser of its own: the oldest runs of OWNER are other tests'
     for _ in range(2):
