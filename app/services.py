@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.config import TrainConfig
-from core.data import DataError, DataRequest, TensorData, load
+from core.data import DataError, DataRequest, TensorData, data_root, load
 from core.experiments import fit_to_data
 from core.jobs import Arm, LocalJobManager
 from core.spec import NetSpec
@@ -30,6 +30,20 @@ def job_manager() -> LocalJobManager:
             per_owner = int(os.environ.get("RESNET_EXPLORER_MAX_PER_USER", "3"))
             _manager = LocalJobManager(max_running=max(1, running), max_per_owner=max(1, per_owner))
         return _manager
+
+
+_store = None
+
+
+def store():
+    """The run store of this server (SQLite + safetensors under the data directory)."""
+    global _store
+    with _lock:
+        if _store is None:
+            from core.store import RunStore
+
+            _store = RunStore(data_root())
+        return _store
 
 
 def dataset(request: DataRequest) -> TensorData:
