@@ -51,6 +51,12 @@ RACE_DATA = {name: DATASET_TITLES[name] for name in experiments.RACE_DATA}
 RACE_STEPS = experiments.RACE_STEPS
 DEGRADATION_STEPS = experiments.DEGRADATION_STEPS
 DEGRADATION_DATA = DATASET_TITLES[experiments.DEGRADATION_DATA]
+# What was measured, not a promise: bench/degradation.py on a 2-core CPU (README, "Benches").
+DEGRADATION_TIME = (
+    "Four nets, {steps:,} steps each. Measured by bench/degradation.py for 300 steps: 104 s "
+    "on an idle 2-core CPU, 463 s on a busy one. Once it runs, the live tab shows this "
+    "server's seconds a step and the time left, from the run itself."
+)
 INIT_DEPTHS = (8, 14, 20, 32, 56, 110)  # 6n+2, the depths He et al. trained on CIFAR
 INIT_ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu")
 # The Compare page's tabs; the live one shows the running experiment (and is opened for it).

@@ -11,6 +11,7 @@ import streamlit as st
 
 from app import figures, services, state
 from app.plain import literal
+from core.experiments import training_seconds
 from core.jobs import ACTIVE, PAUSED, QUEUED, RUNNING, Command, JobError, JobInfo
 
 REFRESH_S = 1.0
@@ -32,9 +33,24 @@ def _eta(seconds: float | None) -> str:
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
-def status_line(info: JobInfo) -> None:
-    """Status, progress bar with ETA and device, queue position, and the end message.
-    The run's name is escaped (`literal`): a name is never read as Markdown."""
+def pace(info: JobInfo, seconds: float) -> str:
+    """The run's own clock: seconds a step while it trains, its training time once it
+    stopped (measured on this server, pauses excluded), so no time on the page is a guess."""
+    if info.step == 0 or seconds <= 0:
+        return ""
+    if info.status == RUNNING:
+        return f" · {seconds / info.step:.2g} s a step here"
+    took = _eta(seconds) if seconds >= 60 else f"{seconds:.1f} s"
+    return f" · {took} of training ({seconds / info.step:.2g} s a step)"
+
+
+def status_line(info: JobInfo, seconds: float = 0.0) -> None:
+    """Status, progress bar with ETA, pace and device, queue position, and the end message.
+    The run's name is escaped (`literal`): a name is never read as Markdown.
+
+    Args:
+        seconds: the run's training time so far (core.experiments.training_seconds).
+    """
     name = literal(info.name)
     if info.status == QUEUED:
         st.info(
@@ -46,6 +62,7 @@ def status_line(info: JobInfo) -> None:
     label = f"{name}: {info.status} · step {info.step:,} of {info.total_steps:,}"
     if info.status == RUNNING:
         label += f" · ETA {_eta(info.eta_seconds)} · {info.images_per_s:,.0f} images/s"
+    label += pace(info, seconds)
     if info.device:
         label += f" · on {info.device}"
     st.progress(min(info.progress, 1.0), text=label)
@@ -187,7 +204,7 @@ def charts(snapshots: dict, key: str, *, log_y: bool = False, info: JobInfo | No
             col.plotly_chart(fig, key=f"{key}_{name}", width="stretch")
 
 
-def _body(info: JobInfo, logs: dict, owner: str, key: str, editable: bool) -> None:
+def _body(info: JobInfo, snapshots: dict, owner: str, key: str, editable: bool) -> None:
     """The live controls in two short rows directly above the charts (buttons, then the
     skip toggles), so a live-skip demo needs no scrolling on a projector."""
     if editable and info.active:
@@ -199,13 +216,17 @@ def _body(info: JobInfo, logs: dict, owner: str, key: str, editable: bool) -> No
             skip_switches(info, owner)
     else:
         log_y = st.toggle("Log scale for the loss", key=state.log_scale_key(key))
-    snapshots = {arm: log.snapshot() for arm, log in logs.items()}
     if snapshots:
         charts(snapshots, key, log_y=log_y, info=info)
 
 
-def run_panel(job_id: str, *, key: str, editable: bool = True) -> None:
-    """Everything about one run; polls once a second while the run can move by itself."""
+def run_panel(job_id: str, *, key: str, editable: bool = True, verdict=None) -> None:
+    """Everything about one run; polls once a second while the run can move by itself.
+
+    Args:
+        verdict: (run name, snapshots) -> what the run shows so far, or None
+            (core.experiments.verdict); shown under the status line.
+    """
     owner = state.owner()
     mgr = services.job_manager()
     try:
@@ -224,7 +245,12 @@ def run_panel(job_id: str, *, key: str, editable: bool = True) -> None:
             return
         if refresh_every(info) != refresh_every(first):  # started, paused or ended
             st.rerun(scope="app")  # a new fragment with the right polling
-        status_line(info)
-        _body(info, logs, owner, key, editable)
+        snapshots = {arm: log.snapshot() for arm, log in logs.items()}
+        status_line(info, training_seconds(snapshots))
+        said = verdict(info.name, snapshots) if verdict else None
+        if said:
+            when = "Measured" if info.status == "finished" else f"So far (step {info.step:,})"
+            st.markdown(f"**{when}:** {said}")
+        _body(info, snapshots, owner, key, editable)
 
     panel()
