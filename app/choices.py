@@ -80,3 +80,59 @@ SCHEDULE_LABELS = {
     "cosine": "cosine: smoothly down to 0",
     "onecycle": "one cycle: up for 30%, then down (Smith 2018)",
 }
+
+# Human labels and one-line help for the code identifiers the pages show as choices or
+# column headers; the identifiers themselves stay in the saved JSON (Build's JSON box).
+TERMS: dict[str, tuple[str, str]] = {
+    # activations
+    "relu": ("ReLU", "max(0, x): the default of ResNets"),
+    "tanh": ("tanh", "squashes to -1..1; saturates, so deep plain nets' gradients shrink"),
+    "sigmoid": ("sigmoid", "squashes to 0..1; its slope is at most 1/4, so gradients vanish"),
+    "gelu": ("GELU", "a smooth ReLU (Hendrycks & Gimpel 2016), used in transformers"),
+    # initialisations
+    "kaiming": ("Kaiming (He) normal", "weights scaled to keep ReLU signals level (He 2015)"),
+    "xavier": ("Xavier (Glorot) uniform", "weights scaled for tanh-like activations (2010)"),
+    "default": ("PyTorch default", "PyTorch's own reset_parameters"),
+    "small_normal": (
+        "small normal (std 0.01)",
+        "too small on purpose: a deep plain net's gradients vanish",
+    ),
+    # shortcuts (He et al. 2015, sec. 3.3)
+    "auto": ("automatic", "identity when the shape stays, else a 1x1 projection"),
+    "identity": ("identity", "the input added as it is: only when the shape does not change"),
+    "zero_pad": ("zero-padding (option A)", "subsample, then pad new channels with zeros"),
+    "projection": ("1x1 projection (option B)", "a 1x1 convolution matches the new shape"),
+    # pooling
+    "max": ("max pooling", "the largest value of each window"),
+    "avg": ("average pooling", "the mean of each window"),
+    # block and layer kinds
+    "stem": ("stem (first convolution)", "the convolution that reads the image"),
+    "head": ("head (pool + classifier)", "global average pool and the linear classifier"),
+    "conv": ("convolution", "a convolution, BatchNorm and activation"),
+    "basic": ("basic residual block", "two 3x3 convolutions and a skip (ResNet-18/34)"),
+    "bottleneck": ("bottleneck residual block", "1x1, 3x3, 1x1 convolutions and a skip"),
+    "pool": ("pooling", "shrinks the image by taking the max or mean of each window"),
+    "dropout": ("dropout", "zeroes a random share of values while training"),
+    "flatten": ("flatten", "turns the feature maps into one vector"),
+    "dense": ("fully connected", "a linear layer and activation"),
+    "dense_residual": ("fully connected residual", "two linear layers and a skip"),
+    # summary table columns
+    "block": ("layer", "its name in the network (and in the JSON)"),
+    "kind": ("kind", "what the layer is"),
+    "output": ("output shape", "channels x height x width of one image's output"),
+    "params": ("parameters", "weights it learns"),
+    "mult-adds": ("multiply-adds", "multiply-add operations per image, a measure of compute"),
+    "activation MB": ("activations (MB, batch 128)", "memory its outputs take while training"),
+    "skip": ("skip connection", "the shortcut of a residual block, and whether it is on"),
+}
+
+
+def label(identifier) -> str:
+    """The human label of a code identifier (itself when it has none)."""
+    return TERMS.get(identifier, (str(identifier), ""))[0]
+
+
+def helps(identifiers) -> str:
+    """'label: help' lines for a select's help, one per identifier that has a help."""
+    lines = [f"{TERMS[i][0]}: {TERMS[i][1]}" for i in identifiers if i in TERMS]
+    return "  \n".join(lines)
