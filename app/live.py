@@ -1,7 +1,9 @@
 """The live view of one run: status, progress with ETA or queue position, controls beside
-the charts, and charts polled from immutable snapshots in a fragment (no full-page rerun
-per tick). A run that is not moving (paused, finished, stopped, failed) is not polled,
-and a poll that finds no new step redraws the charts it already built."""
+the charts, and charts polled from immutable snapshots in fragments (no full-page rerun
+per tick): the status line every second, the charts every few seconds, since building
+and drawing them costs the training CPU time (bench/app_vs_bench.py). A run that is not
+moving (paused, finished, stopped, failed) is not polled, and a poll that finds no new
+step redraws the charts it already built."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from app.plain import literal
 from core.experiments import training_seconds
 from core.jobs import ACTIVE, PAUSED, QUEUED, RUNNING, Command, JobError, JobInfo
 
-REFRESH_S = 1.0
+REFRESH_S = 1.0  # the status line: progress, ETA, pace
+CHART_REFRESH_S = 2.5  # the charts of a one-net run; x sqrt(arms) (bench/app_vs_bench.py)
 MAX_POINTS = 300
 MOVING = (QUEUED, RUNNING)  # what can change without a click on this page
 CHART_HEIGHT = 440  # loss and gradient charts under the controls fit a 1280x720 screen
@@ -204,9 +207,10 @@ def charts(snapshots: dict, key: str, *, log_y: bool = False, info: JobInfo | No
             col.plotly_chart(fig, key=f"{key}_{name}", width="stretch")
 
 
-def _body(info: JobInfo, snapshots: dict, owner: str, key: str, editable: bool) -> None:
+def _controls(info: JobInfo, owner: str, key: str, editable: bool) -> bool:
     """The live controls in two short rows directly above the charts (buttons, then the
-    skip toggles), so a live-skip demo needs no scrolling on a projector."""
+    skip toggles), so a live-skip demo needs no scrolling on a projector; not polled (a
+    click reruns the page). Returns the reader's log-scale choice."""
     if editable and info.active:
         row = st.columns([1, 1, 2, 1, 2], vertical_alignment="center")
         controls(info, owner, row[0:2])
@@ -214,14 +218,21 @@ def _body(info: JobInfo, snapshots: dict, owner: str, key: str, editable: bool) 
         log_y = row[4].toggle("Log scale for the loss", key=state.log_scale_key(key))
         if info.skips:
             skip_switches(info, owner)
-    else:
-        log_y = st.toggle("Log scale for the loss", key=state.log_scale_key(key))
-    if snapshots:
-        charts(snapshots, key, log_y=log_y, info=info)
+        return log_y
+    return st.toggle("Log scale for the loss", key=state.log_scale_key(key))
+
+
+def chart_every(info: JobInfo) -> float | None:
+    """Seconds between redraws of a run's charts: slower than the status line, and slower
+    for more arms, so drawing (here and in the browser) takes little from training."""
+    if info.status not in MOVING:
+        return None
+    return CHART_REFRESH_S * max(1, len(info.arms)) ** 0.5
 
 
 def run_panel(job_id: str, *, key: str, editable: bool = True, verdict=None) -> None:
-    """Everything about one run; polls once a second while the run can move by itself.
+    """Everything about one run: the status line polled once a second while the run can
+    move by itself, the controls, and the charts polled every few seconds (`chart_every`).
 
     Args:
         verdict: (run name, snapshots) -> what the run shows so far, or None
@@ -236,21 +247,34 @@ def run_panel(job_id: str, *, key: str, editable: bool = True, verdict=None) -> 
         return
 
     @st.fragment(run_every=refresh_every(first))
-    def panel() -> None:
+    def status() -> None:
         try:
             info = mgr.info(job_id, owner)
             logs = mgr.logs(job_id, owner)
         except JobError as e:
             st.warning(str(e))
             return
-        if refresh_every(info) != refresh_every(first):  # started, paused or ended
-            st.rerun(scope="app")  # a new fragment with the right polling
+        if info.status != first.status:  # started, paused or ended: controls change
+            st.rerun(scope="app")
         snapshots = {arm: log.snapshot() for arm, log in logs.items()}
         status_line(info, training_seconds(snapshots))
         said = verdict(info.name, snapshots) if verdict else None
         if said:
             when = "Measured" if info.status == "finished" else f"So far (step {info.step:,})"
             st.markdown(f"**{when}:** {said}")
-        _body(info, snapshots, owner, key, editable)
 
-    panel()
+    status()
+    log_y = _controls(first, owner, key, editable)
+
+    @st.fragment(run_every=chart_every(first))
+    def drawn() -> None:
+        try:
+            info = mgr.info(job_id, owner)
+            logs = mgr.logs(job_id, owner)
+        except JobError:
+            return  # the status line above says why
+        snapshots = {arm: log.snapshot() for arm, log in logs.items()}
+        if snapshots:
+            charts(snapshots, key, log_y=log_y, info=info)
+
+    drawn()

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from pathlib import Path
 
 import _util
 from degradation import train_in_process
@@ -123,11 +124,22 @@ def app_seconds(steps: int, timeout: float) -> float:
                 page.get_by_role("button", name="Run the experiment").click()
                 progress = page.locator('[data-testid="stProgress"]').first
 
+                said = [0.0]
+
                 def finished():
                     text = progress.inner_text() if progress.count() else ""
+                    if time.monotonic() - said[0] > 30:  # a sign of life on a slow machine
+                        print(f"  app: {text or 'no progress bar yet'}", flush=True)
+                        said[0] = time.monotonic()
                     return _reported_seconds(text) if "finished" in text else None
 
-                seconds = _wait(finished, timeout, "the experiment to finish in the app")
+                try:
+                    seconds = _wait(finished, timeout, "the experiment to finish in the app")
+                except TimeoutError:
+                    shot = Path(tempfile.gettempdir()) / "app_vs_bench.png"
+                    page.screenshot(path=str(shot), full_page=True)
+                    print(f"  the page as it was: {shot}")
+                    raise
                 browser.close()
                 return float(seconds)
         finally:
