@@ -16,8 +16,11 @@ from app.plain import literal
 from core.experiments import training_seconds
 from core.jobs import ACTIVE, PAUSED, QUEUED, RUNNING, Command, JobError, JobInfo
 
-REFRESH_S = 1.0  # the status line: progress, ETA, pace
-CHART_REFRESH_S = 2.5  # the charts of a one-net run; x sqrt(arms) (bench/app_vs_bench.py)
+# Polling costs the training: a browser on the same 2-core machine redrawing the status
+# every second took 10% of a core, and four charts every 10 s another 15% (from the
+# run's share; bench/app_vs_bench.py). Multi-net runs are polled less often.
+REFRESH_S = 1.0  # the status line of a one-net run (progress, ETA, pace); x sqrt(arms)
+CHART_REFRESH_S = 4.0  # the charts of a one-net run; x arms
 MAX_POINTS = 300
 MOVING = (QUEUED, RUNNING)  # what can change without a click on this page
 CHART_HEIGHT = 440  # loss and gradient charts under the controls fit a 1280x720 screen
@@ -25,8 +28,8 @@ RESUME_WAIT_S = 3.0  # a resumed run leaves "paused" within its worker's 0.2 s p
 
 
 def refresh_every(info: JobInfo) -> float | None:
-    """Seconds between polls of a run's panel: none while nothing can change by itself."""
-    return REFRESH_S if info.status in MOVING else None
+    """Seconds between polls of a run's status: none while nothing can change by itself."""
+    return REFRESH_S * max(1, len(info.arms)) ** 0.5 if info.status in MOVING else None
 
 
 def _eta(seconds: float | None) -> str:
@@ -224,10 +227,11 @@ def _controls(info: JobInfo, owner: str, key: str, editable: bool) -> bool:
 
 def chart_every(info: JobInfo) -> float | None:
     """Seconds between redraws of a run's charts: slower than the status line, and slower
-    for more arms, so drawing (here and in the browser) takes little from training."""
+    for more arms (each arm's steps take longer, and its charts cost more to build here and
+    to draw in the browser), so drawing takes little from training."""
     if info.status not in MOVING:
         return None
-    return CHART_REFRESH_S * max(1, len(info.arms)) ** 0.5
+    return CHART_REFRESH_S * max(1, len(info.arms))
 
 
 def run_panel(job_id: str, *, key: str, editable: bool = True, verdict=None) -> None:

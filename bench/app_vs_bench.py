@@ -7,7 +7,10 @@ Degradation tab's own steps box and button, and the live tab watching until the 
 finishes; its training time is the one the page reports (the run's own clock, pauses
 excluded: core.experiments.training_seconds, read from the progress bar). The bench side
 is bench/degradation.py's way: the same four nets, data and settings
-(core.experiments.degradation), trained one after the other in this process.
+(core.experiments.degradation), trained one after the other in this process, on the same
+number of torch threads as the app gives a run (app.services.threads_per_job: the cores
+less one for the server; on a busy 2-core machine a run on both cores is several times
+slower, its threads waiting on each other).
 
 On a shared machine the load moves: the bench side runs before and after the app, and
 the ratio is against their mean.
@@ -29,8 +32,10 @@ import urllib.request
 from pathlib import Path
 
 import _util
+import torch
 from degradation import train_in_process
 
+from app.services import threads_per_job
 from core import experiments
 from core.data import load
 
@@ -47,8 +52,10 @@ ARGS = [  # as tests/e2e/test_browser.py
 TARGET = 1.2
 
 
-def bench_seconds(steps: int) -> float:
-    """Training seconds of the experiment in this process, as bench/degradation.py trains."""
+def bench_seconds(steps: int, threads: int) -> float:
+    """Training seconds of the experiment in this process, as bench/degradation.py trains,
+    on as many torch threads as the app gives a run."""
+    torch.set_num_threads(threads)
     exp = experiments.degradation(steps)
     data = load(exp.data)
     trained = train_in_process(data, exp.specs, exp.config, seed=exp.config.seed)
@@ -156,11 +163,13 @@ def main(argv=None) -> float:
     ap.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the app")
     args = ap.parse_args(argv)
     _util.header(f"app vs bench: the degradation experiment, {args.steps} steps per net")
-    before = bench_seconds(args.steps)
+    threads = threads_per_job(int(os.environ.get("RESNET_EXPLORER_MAX_RUNNING", "1")))
+    print(f"torch threads on both sides: {threads} (app.services.threads_per_job)")
+    before = bench_seconds(args.steps, threads)
     print(f"bench (in process), before: {before:.1f} s of training")
     app = app_seconds(args.steps, args.timeout)
     print(f"app (server + browser watching): {app:.1f} s of training, as the page reports")
-    after = bench_seconds(args.steps)
+    after = bench_seconds(args.steps, threads)
     print(f"bench (in process), after: {after:.1f} s of training")
     ratio = app / ((before + after) / 2)
     print(f"ratio app/bench {ratio:.2f} (target <= {TARGET})")

@@ -70,7 +70,7 @@ if info is not None:
     totals = info.totals
     m = st.columns(4)
     m[0].metric("Parameters", f"{totals['params']:,}")
-    m[1].metric("Mult-adds per image", f"{totals['mult-adds'] / 1e6:,.1f} M")
+    m[1].metric("Multiply-adds per image", f"{totals['mult-adds'] / 1e6:,.1f} M")
     m[2].metric("Blocks", totals["blocks"])
     m[3].metric("Skips on", f"{totals['skips on']} of {totals['residual blocks']}")
     st.subheader(f"{plain(spec.name)}: input {'x'.join(map(str, spec.input_shape))}")

@@ -216,3 +216,14 @@ def test_a_race_too_short_to_show_the_effect_says_so_before_it_starts():
     at.number_input(key=state.DEGRADATION_STEPS).set_value(50).run()
     warned = [str(w.value) for w in at.warning if "to show the effect" in str(w.value)]
     assert warned[-1] == experiments.too_short(56, 50)
+
+
+def test_multi_net_runs_are_polled_less_often(finished_run):
+    info = services.job_manager().info(finished_run, OWNER)
+    one = dataclasses.replace(info, status=RUNNING, arms=("a",))
+    four = dataclasses.replace(one, arms=("a", "b", "c", "d"))
+    assert (live.refresh_every(one), live.chart_every(one)) == (1.0, live.CHART_REFRESH_S)
+    assert live.refresh_every(four) == 2.0 * live.REFRESH_S
+    assert live.chart_every(four) == 4 * live.CHART_REFRESH_S
+    paused = dataclasses.replace(four, status=PAUSED)
+    assert live.refresh_every(paused) is None and live.chart_every(paused) is None
