@@ -20,7 +20,7 @@ from core.jobs import ACTIVE, PAUSED, QUEUED, RUNNING, Command, JobError, JobInf
 # every second took 10% of a core, and four charts every 10 s another 15% (from the
 # run's share; bench/app_vs_bench.py). Multi-net runs are polled less often.
 REFRESH_S = 1.0  # the status line of a one-net run (progress, ETA, pace); x sqrt(arms)
-CHART_REFRESH_S = 4.0  # the charts of a one-net run; x arms
+CHART_REFRESH_S = 5.0  # the charts of a one-net run; x arms
 MAX_POINTS = 300
 MOVING = (QUEUED, RUNNING)  # what can change without a click on this page
 CHART_HEIGHT = 440  # loss and gradient charts under the controls fit a 1280x720 screen
