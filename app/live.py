@@ -19,7 +19,7 @@ from core.jobs import ACTIVE, PAUSED, QUEUED, RUNNING, Command, JobError, JobInf
 # Polling costs the training: a browser on the same 2-core machine redrawing the status
 # every second took 10% of a core, and four charts every 10 s another 15% (from the
 # run's share; bench/app_vs_bench.py). Multi-net runs are polled less often.
-REFRESH_S = 1.0  # the status line of a one-net run (progress, ETA, pace); x sqrt(arms)
+REFRESH_S = 1.0  # the status line of a one-net run (progress, ETA, pace); x arms
 CHART_REFRESH_S = 5.0  # the charts of a one-net run; x arms
 MAX_POINTS = 300
 MOVING = (QUEUED, RUNNING)  # what can change without a click on this page
@@ -29,7 +29,7 @@ RESUME_WAIT_S = 3.0  # a resumed run leaves "paused" within its worker's 0.2 s p
 
 def refresh_every(info: JobInfo) -> float | None:
     """Seconds between polls of a run's status: none while nothing can change by itself."""
-    return REFRESH_S * max(1, len(info.arms)) ** 0.5 if info.status in MOVING else None
+    return REFRESH_S * max(1, len(info.arms)) if info.status in MOVING else None
 
 
 def _eta(seconds: float | None) -> str:

@@ -223,7 +223,7 @@ def test_multi_net_runs_are_polled_less_often(finished_run):
     one = dataclasses.replace(info, status=RUNNING, arms=("a",))
     four = dataclasses.replace(one, arms=("a", "b", "c", "d"))
     assert (live.refresh_every(one), live.chart_every(one)) == (1.0, live.CHART_REFRESH_S)
-    assert live.refresh_every(four) == 2.0 * live.REFRESH_S
+    assert live.refresh_every(four) == 4 * live.REFRESH_S
     assert live.chart_every(four) == 4 * live.CHART_REFRESH_S
     paused = dataclasses.replace(four, status=PAUSED)
     assert live.refresh_every(paused) is None and live.chart_every(paused) is None
