@@ -225,6 +225,12 @@ def _controls(info: JobInfo, owner: str, key: str, editable: bool) -> bool:
     return st.toggle("Log scale for the loss", key=state.log_scale_key(key))
 
 
+def controls_of(info: JobInfo) -> tuple:
+    """What the (unpolled) controls are drawn from: the status, and which blocks have a
+    skip toggle (known once the run has built its nets, which may be after it started)."""
+    return info.status, tuple((arm, tuple(sorted(skips))) for arm, skips in info.skips.items())
+
+
 def chart_every(info: JobInfo) -> float | None:
     """Seconds between redraws of a run's charts: slower than the status line, and slower
     for more arms (each arm's steps take longer, and its charts cost more to build here and
@@ -258,7 +264,7 @@ def run_panel(job_id: str, *, key: str, editable: bool = True, verdict=None) -> 
         except JobError as e:
             st.warning(str(e))
             return
-        if info.status != first.status:  # started, paused or ended: controls change
+        if controls_of(info) != controls_of(first):  # the controls change: draw them anew
             st.rerun(scope="app")
         snapshots = {arm: log.snapshot() for arm, log in logs.items()}
         status_line(info, training_seconds(snapshots))
