@@ -18,6 +18,16 @@ _lock = threading.Lock()
 _manager: LocalJobManager | None = None
 
 
+# Left to the server itself (Streamlit, websockets, building charts): a run that takes
+# every core makes its own threads wait on them, 4x slower on 2 cores (bench/app_vs_bench.py).
+SERVER_CORES = 1
+
+
+def threads_per_job(running: int) -> int:
+    """Torch threads of each of `running` runs: the cores less SERVER_CORES, shared."""
+    return max(1, ((os.cpu_count() or 1) - SERVER_CORES) // max(1, running))
+
+
 def job_manager() -> LocalJobManager:
     """One manager for the whole server (a module global: every session, and tests, get
     the same one). RESNET_EXPLORER_MAX_RUNNING sets how many runs train at once (default
@@ -28,7 +38,11 @@ def job_manager() -> LocalJobManager:
         if _manager is None:
             running = int(os.environ.get("RESNET_EXPLORER_MAX_RUNNING", "1"))
             per_owner = int(os.environ.get("RESNET_EXPLORER_MAX_PER_USER", "3"))
-            _manager = LocalJobManager(max_running=max(1, running), max_per_owner=max(1, per_owner))
+            _manager = LocalJobManager(
+                max_running=max(1, running),
+                max_per_owner=max(1, per_owner),
+                threads_per_job=threads_per_job(running),
+            )
         return _manager
 
 

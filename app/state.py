@@ -26,6 +26,7 @@ SPEC_VERSION, LIVE_ERROR, LIVE_CHARTS = "spec_version", "live_error", "live_char
 PRESET_SELECT, NEW_KIND, SPEC_UPLOAD = "preset_select", "new_kind", "spec_upload"
 TRAIN_DATASET, UPLOAD_ZIP, SEED = "train_dataset", "upload_zip", "seed"
 RACE_DEPTH, RACE_DATA, RACE_STEPS = "race_depth", "race_data", "race_steps"
+DEGRADATION_STEPS = "degradation_steps"
 OVERLAY_PICK, RUNS_OPEN = "overlay_pick", "runs_open"
 INIT_DEPTHS, INIT_BN, INIT_ACT = "init_depths", "init_bn", "init_act"
 COMPARE_TAB, _OPEN_TAB = "compare_tab", "open_tab"

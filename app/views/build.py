@@ -4,7 +4,7 @@ import dataclasses
 
 import streamlit as st
 
-from app import diagram, editing, state
+from app import choices, diagram, editing, state
 from app.markup import plain
 from core.blocks import plain_forward_source, residual_forward_source
 from core.errors import ExplainedError
@@ -70,7 +70,7 @@ if info is not None:
     totals = info.totals
     m = st.columns(4)
     m[0].metric("Parameters", f"{totals['params']:,}")
-    m[1].metric("Mult-adds per image", f"{totals['mult-adds'] / 1e6:,.1f} M")
+    m[1].metric("Multiply-adds per image", f"{totals['mult-adds'] / 1e6:,.1f} M")
     m[2].metric("Blocks", totals["blocks"])
     m[3].metric("Skips on", f"{totals['skips on']} of {totals['residual blocks']}")
     st.subheader(f"{plain(spec.name)}: input {'x'.join(map(str, spec.input_shape))}")
@@ -97,7 +97,13 @@ with left:
         chosen = -1
         st.info("No blocks yet: add one.")
     add_cols = st.columns([3, 2])
-    kind = add_cols[0].selectbox("New block", list(BLOCK_KINDS), key=state.NEW_KIND)
+    kind = add_cols[0].selectbox(
+        "New block",
+        list(BLOCK_KINDS),
+        format_func=choices.label,
+        help=choices.helps(BLOCK_KINDS),
+        key=state.NEW_KIND,
+    )
     if add_cols[1].button("Add after", icon=":material/add:", width="stretch"):
         channels = shapes[chosen][0] if chosen >= 0 and shapes[chosen] else 16
         state.select_block(chosen + 1)
@@ -117,7 +123,8 @@ with left:
 with right:
     if chosen >= 0:
         block = spec.blocks[chosen]
-        st.markdown(f"**Block {chosen}: {block.kind}** — {type(block).__doc__.splitlines()[0]}")
+        kind_label = choices.label(block.kind)
+        st.markdown(f"**Block {chosen}: {kind_label}** — {type(block).__doc__.splitlines()[0]}")
         if bad == chosen:
             st.error(error.advice, icon=":material/error:")
         values = {}
@@ -130,7 +137,14 @@ with right:
                 if value is None or name in ("activation", "init"):
                     options = [editing.INHERIT, *options]
                 shown = editing.INHERIT if value is None else value
-                picked = st.selectbox(label, options, index=options.index(shown), key=k)
+                picked = st.selectbox(
+                    label,
+                    options,
+                    index=options.index(shown),
+                    format_func=choices.label,
+                    help=choices.helps(options),
+                    key=k,
+                )
                 values[name] = None if picked == editing.INHERIT else picked
             elif widget == "flag":
                 values[name] = st.toggle(label, value=value, key=k)
@@ -158,10 +172,17 @@ with st.expander("Network-wide settings: BatchNorm, activation, initialisation")
         "Activation",
         ACTIVATIONS,
         index=ACTIVATIONS.index(d.activation),
+        format_func=choices.label,
+        help=choices.helps(ACTIVATIONS),
         key=state.field_key(v, -1, "act"),
     )
     init = c[2].selectbox(
-        "Initialisation", INITS, index=INITS.index(d.init), key=state.field_key(v, -1, "init")
+        "Initialisation",
+        INITS,
+        index=INITS.index(d.init),
+        format_func=choices.label,
+        help=choices.helps(INITS),
+        key=state.field_key(v, -1, "init"),
     )
     zero = c[3].toggle(
         "Zero-init last BN of each branch",
@@ -172,23 +193,27 @@ with st.expander("Network-wide settings: BatchNorm, activation, initialisation")
     if new != d:
         _commit(dataclasses.replace(spec, defaults=new), structural=False)
     st.caption(
-        "Blocks set to 'network default' follow these. Try sigmoid with small_normal init on "
+        "Blocks set to 'network default' follow these. Try sigmoid with small normal init on "
         "a deep plain net, then look at its gradients on the Compare page."
     )
 
 if info is not None:
     st.subheader("Shapes, parameters and cost")
+    numbers = {"params": "localized", "mult-adds": "localized", "activation MB": "%.2f"}
+    headers = {  # human headers, each with its one-line help (the JSON keeps the names)
+        column: (
+            st.column_config.NumberColumn(choices.label(column), help=help_, format=numbers[column])
+            if column in numbers
+            else st.column_config.Column(choices.label(column), help=help_)
+        )
+        for column, (_, help_) in choices.TERMS.items()
+        if column in info.rows[0]
+    }
     st.dataframe(
-        info.rows,
+        [row | {"kind": choices.label(row["kind"])} for row in info.rows],
         hide_index=True,
         width="stretch",
-        column_config={
-            "params": st.column_config.NumberColumn("params", format="localized"),
-            "mult-adds": st.column_config.NumberColumn("mult-adds", format="localized"),
-            "activation MB": st.column_config.NumberColumn(
-                "activation MB (batch 128)", format="%.2f"
-            ),
-        },
+        column_config=headers,
     )
 
 with st.expander("Show the code: a plain block and a residual block"):
