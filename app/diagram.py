@@ -8,6 +8,7 @@ from itertools import pairwise
 
 import plotly.graph_objects as go
 
+from app.choices import label
 from app.i18n import _
 from app.style import FONT_SIZE, GREY, TICK_SIZE, style
 from core.plan import Layer, Plan, describe_skip
@@ -41,12 +42,13 @@ def box_label(layer: Layer) -> str:
 
 def _hover(layer: Layer) -> str:
     rows = [
-        f"<b>{layer.name}</b> ({layer.kind})",
+        f"<b>{layer.name}</b> ({label(layer.kind)})",
         f"{format_shape(layer.in_shape)} → {format_shape(layer.out_shape)}",
-        f"{layer.params:,} parameters · {layer.macs:,} mult-adds per image",
+        f"{layer.params:,} parameters · {layer.macs:,} multiply-adds per image",
     ]
     if layer.activation or layer.batch_norm:
-        rows.append(f"activation {layer.activation or 'none'} · batch norm {layer.batch_norm}")
+        act = label(layer.activation) if layer.activation else "none"
+        rows.append(f"activation {act} · BatchNorm {'on' if layer.batch_norm else 'off'}")
     if layer.residual:
         rows.append(f"skip: {describe_skip(layer)}")
     return "<br>".join(rows)

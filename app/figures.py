@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import plotly.graph_objects as go
 
-from app.markers import add_events, collect_events
+from app.markers import add_events, add_floor_marks, collect_events, floor_of
 from app.style import (
     BANDS,
     DASHES,
@@ -150,16 +150,16 @@ def grad_depth_figure(
     if not live:
         return waiting(title)
     relative = len({s.layers for s in live.values()}) > 1
+    records = {arm: _record_at(snap, step) for arm, snap in live.items()}
+    floor = floor_of(*(r.grad_norms for r in records.values()))
     fig = go.Figure()
-    shown_steps = set()
     for arm, (colour, family) in arm_colours(live).items():
-        snap = live[arm]
-        record = _record_at(snap, step)
-        shown_steps.add(record.step)
+        snap, record = live[arm], records[arm]
         n = len(snap.layers)
+        x = (np.linspace(0.0, 1.0, n) if n > 1 else [0.0]) if relative else list(snap.layers)
         fig.add_trace(
             go.Scatter(
-                x=(np.linspace(0.0, 1.0, n) if n > 1 else [0.0]) if relative else list(snap.layers),
+                x=x,
                 y=positive(record.grad_norms),
                 mode="lines+markers",
                 name=arm,
@@ -170,6 +170,10 @@ def grad_depth_figure(
                 "<extra></extra>",
             )
         )
+        add_floor_marks(
+            fig, x, record.grad_norms, name=arm, colour=colour, labels=snap.layers, floor=floor
+        )
+    shown_steps = {r.step for r in records.values()}
     if relative:
         fig.update_xaxes(title_text="relative depth (0 = input side, 1 = output side)")
     else:
@@ -244,6 +248,7 @@ def grad_flow_figure(flows: list[GradFlow]) -> go.Figure:
     if not flows:
         return waiting(title, "Run the experiment to see the gradient flow")
     colours = _flow_colours(flows)
+    floor = floor_of(*(f.norms for f in flows))
     fig = go.Figure()
     for flow, (colour, family) in zip(flows, colours, strict=True):
         n = len(flow.norms)
@@ -258,6 +263,15 @@ def grad_flow_figure(flows: list[GradFlow]) -> go.Figure:
                 hovertext=list(flow.layers),
                 hovertemplate=f"{flow.name}<br>%{{hovertext}}: %{{y:.2e}}<extra></extra>",
             )
+        )
+        add_floor_marks(
+            fig,
+            list(fig.data[-1].x),
+            flow.norms,
+            name=flow.name,
+            colour=colour,
+            labels=flow.layers,
+            floor=floor,
         )
     fig.update_xaxes(
         title_text="relative depth (0 = input side, 1 = output side)", range=[-0.02, 1.02]

@@ -1,7 +1,9 @@
 """The live view of one run: status, progress with ETA or queue position, controls beside
-the charts, and charts polled from immutable snapshots in a fragment (no full-page rerun
-per tick). A run that is not moving (paused, finished, stopped, failed) is not polled,
-and a poll that finds no new step redraws the charts it already built."""
+the charts, and charts polled from immutable snapshots in fragments (no full-page rerun
+per tick): the status line every second, the charts every few seconds, since building
+and drawing them costs the training CPU time (bench/app_vs_bench.py). A run that is not
+moving (paused, finished, stopped, failed) is not polled, and a poll that finds no new
+step redraws the charts it already built."""
 
 from __future__ import annotations
 
@@ -11,9 +13,14 @@ import streamlit as st
 
 from app import figures, services, state
 from app.plain import literal
+from core.experiments import training_seconds
 from core.jobs import ACTIVE, PAUSED, QUEUED, RUNNING, Command, JobError, JobInfo
 
-REFRESH_S = 1.0
+# Polling costs the training: a browser on the same 2-core machine redrawing the status
+# every second took 10% of a core, and four charts every 10 s another 15% (from the
+# run's share; bench/app_vs_bench.py). Multi-net runs are polled less often.
+REFRESH_S = 1.0  # the status line of a one-net run (progress, ETA, pace); x arms
+CHART_REFRESH_S = 5.0  # the charts of a one-net run; x arms
 MAX_POINTS = 300
 MOVING = (QUEUED, RUNNING)  # what can change without a click on this page
 CHART_HEIGHT = 440  # loss and gradient charts under the controls fit a 1280x720 screen
@@ -21,8 +28,8 @@ RESUME_WAIT_S = 3.0  # a resumed run leaves "paused" within its worker's 0.2 s p
 
 
 def refresh_every(info: JobInfo) -> float | None:
-    """Seconds between polls of a run's panel: none while nothing can change by itself."""
-    return REFRESH_S if info.status in MOVING else None
+    """Seconds between polls of a run's status: none while nothing can change by itself."""
+    return REFRESH_S * max(1, len(info.arms)) if info.status in MOVING else None
 
 
 def _eta(seconds: float | None) -> str:
@@ -32,9 +39,24 @@ def _eta(seconds: float | None) -> str:
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
-def status_line(info: JobInfo) -> None:
-    """Status, progress bar with ETA and device, queue position, and the end message.
-    The run's name is escaped (`literal`): a name is never read as Markdown."""
+def pace(info: JobInfo, seconds: float) -> str:
+    """The run's own clock: seconds a step while it trains, its training time once it
+    stopped (measured on this server, pauses excluded), so no time on the page is a guess."""
+    if info.step == 0 or seconds <= 0:
+        return ""
+    if info.status == RUNNING:
+        return f" · {seconds / info.step:.2g} s a step here"
+    took = _eta(seconds) if seconds >= 60 else f"{seconds:.1f} s"
+    return f" · {took} of training ({seconds / info.step:.2g} s a step)"
+
+
+def status_line(info: JobInfo, seconds: float = 0.0) -> None:
+    """Status, progress bar with ETA, pace and device, queue position, and the end message.
+    The run's name is escaped (`literal`): a name is never read as Markdown.
+
+    Args:
+        seconds: the run's training time so far (core.experiments.training_seconds).
+    """
     name = literal(info.name)
     if info.status == QUEUED:
         st.info(
@@ -46,6 +68,7 @@ def status_line(info: JobInfo) -> None:
     label = f"{name}: {info.status} · step {info.step:,} of {info.total_steps:,}"
     if info.status == RUNNING:
         label += f" · ETA {_eta(info.eta_seconds)} · {info.images_per_s:,.0f} images/s"
+    label += pace(info, seconds)
     if info.device:
         label += f" · on {info.device}"
     st.progress(min(info.progress, 1.0), text=label)
@@ -187,9 +210,10 @@ def charts(snapshots: dict, key: str, *, log_y: bool = False, info: JobInfo | No
             col.plotly_chart(fig, key=f"{key}_{name}", width="stretch")
 
 
-def _body(info: JobInfo, logs: dict, owner: str, key: str, editable: bool) -> None:
+def _controls(info: JobInfo, owner: str, key: str, editable: bool) -> bool:
     """The live controls in two short rows directly above the charts (buttons, then the
-    skip toggles), so a live-skip demo needs no scrolling on a projector."""
+    skip toggles), so a live-skip demo needs no scrolling on a projector; not polled (a
+    click reruns the page). Returns the reader's log-scale choice."""
     if editable and info.active:
         row = st.columns([1, 1, 2, 1, 2], vertical_alignment="center")
         controls(info, owner, row[0:2])
@@ -197,15 +221,33 @@ def _body(info: JobInfo, logs: dict, owner: str, key: str, editable: bool) -> No
         log_y = row[4].toggle("Log scale for the loss", key=state.log_scale_key(key))
         if info.skips:
             skip_switches(info, owner)
-    else:
-        log_y = st.toggle("Log scale for the loss", key=state.log_scale_key(key))
-    snapshots = {arm: log.snapshot() for arm, log in logs.items()}
-    if snapshots:
-        charts(snapshots, key, log_y=log_y, info=info)
+        return log_y
+    return st.toggle("Log scale for the loss", key=state.log_scale_key(key))
 
 
-def run_panel(job_id: str, *, key: str, editable: bool = True) -> None:
-    """Everything about one run; polls once a second while the run can move by itself."""
+def controls_of(info: JobInfo) -> tuple:
+    """What the (unpolled) controls are drawn from: the status, and which blocks have a
+    skip toggle (known once the run has built its nets, which may be after it started)."""
+    return info.status, tuple((arm, tuple(sorted(skips))) for arm, skips in info.skips.items())
+
+
+def chart_every(info: JobInfo) -> float | None:
+    """Seconds between redraws of a run's charts: slower than the status line, and slower
+    for more arms (each arm's steps take longer, and its charts cost more to build here and
+    to draw in the browser), so drawing takes little from training."""
+    if info.status not in MOVING:
+        return None
+    return CHART_REFRESH_S * max(1, len(info.arms))
+
+
+def run_panel(job_id: str, *, key: str, editable: bool = True, verdict=None) -> None:
+    """Everything about one run: the status line polled once a second while the run can
+    move by itself, the controls, and the charts polled every few seconds (`chart_every`).
+
+    Args:
+        verdict: (run name, snapshots) -> what the run shows so far, or None
+            (core.experiments.verdict); shown under the status line.
+    """
     owner = state.owner()
     mgr = services.job_manager()
     try:
@@ -215,16 +257,34 @@ def run_panel(job_id: str, *, key: str, editable: bool = True) -> None:
         return
 
     @st.fragment(run_every=refresh_every(first))
-    def panel() -> None:
+    def status() -> None:
         try:
             info = mgr.info(job_id, owner)
             logs = mgr.logs(job_id, owner)
         except JobError as e:
             st.warning(str(e))
             return
-        if refresh_every(info) != refresh_every(first):  # started, paused or ended
-            st.rerun(scope="app")  # a new fragment with the right polling
-        status_line(info)
-        _body(info, logs, owner, key, editable)
+        if controls_of(info) != controls_of(first):  # the controls change: draw them anew
+            st.rerun(scope="app")
+        snapshots = {arm: log.snapshot() for arm, log in logs.items()}
+        status_line(info, training_seconds(snapshots))
+        said = verdict(info.name, snapshots) if verdict else None
+        if said:
+            when = "Measured" if info.status == "finished" else f"So far (step {info.step:,})"
+            st.markdown(f"**{when}:** {said}")
 
-    panel()
+    status()
+    log_y = _controls(first, owner, key, editable)
+
+    @st.fragment(run_every=chart_every(first))
+    def drawn() -> None:
+        try:
+            info = mgr.info(job_id, owner)
+            logs = mgr.logs(job_id, owner)
+        except JobError:
+            return  # the status line above says why
+        snapshots = {arm: log.snapshot() for arm, log in logs.items()}
+        if snapshots:
+            charts(snapshots, key, log_y=log_y, info=info)
+
+    drawn()

@@ -9,13 +9,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.config import TrainConfig
-from core.data import DataError, DataRequest, TensorData, load
+from core.data import DataError, DataRequest, TensorData, data_root, load
 from core.experiments import fit_to_data
 from core.jobs import Arm, LocalJobManager
 from core.spec import NetSpec
 
 _lock = threading.Lock()
 _manager: LocalJobManager | None = None
+
+
+# Left to the server itself (Streamlit, websockets, building charts): a run that takes
+# every core makes its own threads wait on them, 4x slower on 2 cores (bench/app_vs_bench.py).
+SERVER_CORES = 1
+
+
+def threads_per_job(running: int) -> int:
+    """Torch threads of each of `running` runs: the cores less SERVER_CORES, shared."""
+    return max(1, ((os.cpu_count() or 1) - SERVER_CORES) // max(1, running))
 
 
 def job_manager() -> LocalJobManager:
@@ -28,8 +38,26 @@ def job_manager() -> LocalJobManager:
         if _manager is None:
             running = int(os.environ.get("RESNET_EXPLORER_MAX_RUNNING", "1"))
             per_owner = int(os.environ.get("RESNET_EXPLORER_MAX_PER_USER", "3"))
-            _manager = LocalJobManager(max_running=max(1, running), max_per_owner=max(1, per_owner))
+            _manager = LocalJobManager(
+                max_running=max(1, running),
+                max_per_owner=max(1, per_owner),
+                threads_per_job=threads_per_job(running),
+            )
         return _manager
+
+
+_store = None
+
+
+def store():
+    """The run store of this server (SQLite + safetensors under the data directory)."""
+    global _store
+    with _lock:
+        if _store is None:
+            from core.store import RunStore
+
+            _store = RunStore(data_root())
+        return _store
 
 
 def dataset(request: DataRequest) -> TensorData:

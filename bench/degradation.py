@@ -27,6 +27,19 @@ from core.model import build
 from core.training import Trainer
 
 
+def train_in_process(data, specs, config, seed: int = 0) -> dict[str, tuple[object, float]]:
+    """Each net of the experiment trained to the end, one after the other, in this process:
+    name -> (its final snapshot, its training seconds as the trainer counts them)."""
+    out = {}
+    for net in specs:
+        spec = experiments.fit_to_data(net, data)
+        trainer = Trainer(build(spec, seed=seed), data, config)
+        while not trainer.done:
+            trainer.step()
+        out[spec.name] = (trainer.log.snapshot(), trainer.seconds)
+    return out
+
+
 def main(argv=None) -> dict[str, dict]:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=experiments.DEGRADATION_STEPS)
@@ -43,40 +56,24 @@ def main(argv=None) -> dict[str, dict]:
         f"{args.data} {args.size}px, {len(data.y_train)} training images, {args.steps} steps "
         f"of batch 128, SGD lr {args.lr} cosine, seed {args.seed}"
     )
-    results = {}
     start = time.perf_counter()
-    for net in experiments.degradation_nets():
-        spec = experiments.fit_to_data(net, data)
-        t0 = time.perf_counter()
-        trainer = Trainer(build(spec, seed=args.seed), data, cfg)
-        while not trainer.done:
-            trainer.step()
-        snap = trainer.log.snapshot()
+    trained = train_in_process(data, experiments.degradation_nets(), cfg, seed=args.seed)
+    total = time.perf_counter() - start
+    results = {}
+    for name, (snap, seconds) in trained.items():
         tail = max(1, len(snap.steps) // 10)
-        results[spec.name] = {
+        results[name] = r = {
             "train_loss": float(np.mean(snap.column("loss")[-tail:])),
             "train_acc": float(np.mean(snap.column("accuracy")[-tail:])) * 100,
             "val_acc": snap.evals[-1].accuracy * 100,
-            "seconds": time.perf_counter() - t0,
+            "seconds": seconds,
         }
-        r = results[spec.name]
         print(
-            f"{spec.name:10s} train loss {r['train_loss']:.3f}  train acc {r['train_acc']:5.1f}%"
+            f"{name:10s} train loss {r['train_loss']:.3f}  train acc {r['train_acc']:5.1f}%"
             f"  val acc {r['val_acc']:5.1f}%  ({r['seconds']:.0f} s)"
         )
-    total = time.perf_counter() - start
-    p20, p56 = results["Plain-20"], results["Plain-56"]
-    r20, r56 = results["ResNet-20"], results["ResNet-56"]
-    plain_degrades = p56["train_loss"] > p20["train_loss"]
-    residual_holds = r56["train_acc"] >= r20["train_acc"] - 1.0
-    print(
-        f"plain-56 trains worse than plain-20 (higher training loss): "
-        f"{'yes' if plain_degrades else 'NO'}"
-    )
-    print(
-        f"ResNet-56 trains as well as ResNet-20 (training accuracy within 1 point): "
-        f"{'yes' if residual_holds else 'NO'}"
-    )
+    snaps = {name: snap for name, (snap, _) in trained.items()}
+    print("what the Compare page says:", experiments.degradation_verdict(snaps))
     print(f"wall time {total:.0f} s (target < 180 s)")
     return results
 

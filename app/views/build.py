@@ -4,7 +4,7 @@ import dataclasses
 
 import streamlit as st
 
-from app import diagram, editing, state
+from app import choices, diagram, editing, state
 from app.i18n import _
 from app.markup import plain
 from core.blocks import plain_forward_source, residual_forward_source
@@ -75,7 +75,7 @@ if info is not None:
     totals = info.totals
     m = st.columns(4)
     m[0].metric(_("Parameters"), f"{totals['params']:,}")
-    m[1].metric(_("Mult-adds per image"), f"{totals['mult-adds'] / 1e6:,.1f} M")
+    m[1].metric(_("Multiply-adds per image"), f"{totals['mult-adds'] / 1e6:,.1f} M")
     m[2].metric(_("Blocks"), totals["blocks"])
     m[3].metric(
         _("Skips on"),
@@ -109,7 +109,13 @@ with left:
         chosen = -1
         st.info(_("No blocks yet: add one."))
     add_cols = st.columns([3, 2])
-    kind = add_cols[0].selectbox(_("New block"), list(BLOCK_KINDS), key=state.NEW_KIND)
+    kind = add_cols[0].selectbox(
+        _("New block"),
+        list(BLOCK_KINDS),
+        format_func=choices.label,
+        help=choices.helps(BLOCK_KINDS),
+        key=state.NEW_KIND,
+    )
     if add_cols[1].button(_("Add after"), icon=":material/add:", width="stretch"):
         channels = shapes[chosen][0] if chosen >= 0 and shapes[chosen] else 16
         state.select_block(chosen + 1)
@@ -129,9 +135,10 @@ with left:
 with right:
     if chosen >= 0:
         block = spec.blocks[chosen]
+        kind_label = choices.label(block.kind)
         st.markdown(
             _("**Block {chosen}: {kind}** — {doc}").format(
-                chosen=chosen, kind=block.kind, doc=type(block).__doc__.splitlines()[0]
+                chosen=chosen, kind=kind_label, doc=type(block).__doc__.splitlines()[0]
             )
         )
         if bad == chosen:
@@ -146,7 +153,14 @@ with right:
                 if value is None or name in ("activation", "init"):
                     options = [editing.INHERIT, *options]
                 shown = editing.INHERIT if value is None else value
-                picked = st.selectbox(label, options, index=options.index(shown), key=k)
+                picked = st.selectbox(
+                    label,
+                    options,
+                    index=options.index(shown),
+                    format_func=choices.label,
+                    help=choices.helps(options),
+                    key=k,
+                )
                 values[name] = None if picked == editing.INHERIT else picked
             elif widget == "flag":
                 values[name] = st.toggle(label, value=value, key=k)
@@ -174,10 +188,17 @@ with st.expander(_("Network-wide settings: BatchNorm, activation, initialisation
         _("Activation"),
         ACTIVATIONS,
         index=ACTIVATIONS.index(d.activation),
+        format_func=choices.label,
+        help=choices.helps(ACTIVATIONS),
         key=state.field_key(v, -1, "act"),
     )
     init = c[2].selectbox(
-        _("Initialisation"), INITS, index=INITS.index(d.init), key=state.field_key(v, -1, "init")
+        _("Initialisation"),
+        INITS,
+        index=INITS.index(d.init),
+        format_func=choices.label,
+        help=choices.helps(INITS),
+        key=state.field_key(v, -1, "init"),
     )
     zero = c[3].toggle(
         _("Zero-init last BN of each branch"),
@@ -189,24 +210,28 @@ with st.expander(_("Network-wide settings: BatchNorm, activation, initialisation
         _commit(dataclasses.replace(spec, defaults=new), structural=False)
     st.caption(
         _(
-            "Blocks set to 'network default' follow these. Try sigmoid with small_normal init on "
+            "Blocks set to 'network default' follow these. Try sigmoid with small normal init on "
             "a deep plain net, then look at its gradients on the Compare page."
         )
     )
 
 if info is not None:
     st.subheader(_("Shapes, parameters and cost"))
+    numbers = {"params": "localized", "mult-adds": "localized", "activation MB": "%.2f"}
+    headers = {  # human headers, each with its one-line help (the JSON keeps the names)
+        column: (
+            st.column_config.NumberColumn(choices.label(column), help=help_, format=numbers[column])
+            if column in numbers
+            else st.column_config.Column(choices.label(column), help=help_)
+        )
+        for column, (_, help_) in choices.TERMS.items()
+        if column in info.rows[0]
+    }
     st.dataframe(
-        info.rows,
+        [row | {"kind": choices.label(row["kind"])} for row in info.rows],
         hide_index=True,
         width="stretch",
-        column_config={
-            "params": st.column_config.NumberColumn(_("params"), format="localized"),
-            "mult-adds": st.column_config.NumberColumn(_("mult-adds"), format="localized"),
-            "activation MB": st.column_config.NumberColumn(
-                _("activation MB (batch 128)"), format="%.2f"
-            ),
-        },
+        column_config=headers,
     )
 
 with st.expander(_("Show the code: a plain block and a residual block")):

@@ -57,6 +57,9 @@ def race_tab(owner: str) -> None:
         step=50,
         key=state.RACE_STEPS,
     )
+    warning = experiments.too_short(experiments.depth_of(depth), int(steps))
+    if warning:
+        st.warning(warning, icon=":material/info:")
     if cols[3].button("Race them", icon=":material/sports_score:", type="primary"):
         _start(owner, experiments.race(depth, data, int(steps)))
 
@@ -64,22 +67,34 @@ def race_tab(owner: str) -> None:
 def degradation_tab(owner: str) -> None:
     st.markdown(
         "He et al. (2015) found that a **56-layer plain net trains worse than a 20-layer "
-        "one**: not overfitting, the training loss itself is higher, while the residual "
+        "one**: not overfitting, the training loss itself is higher, while their residual "
         "56-layer net did not suffer. This trains all four (narrow, on "
-        f"{choices.DEGRADATION_DATA} at {experiments.SIZE}x{experiments.SIZE}, "
-        f"{choices.DEGRADATION_STEPS} steps each, interleaved). What to look for in the "
-        "training loss: is Plain-56 above Plain-20, and is ResNet-56 at or below ResNet-20? "
-        "Short runs on small data may not show it; the curves say what happened."
+        f"{choices.DEGRADATION_DATA} at {experiments.SIZE}x{experiments.SIZE}, interleaved). "
+        "What to look for in the training loss: is Plain-56 above Plain-20, and is ResNet-56 "
+        "at or below ResNet-20? The live tab says what this run shows, from its numbers."
     )
+    cols = st.columns([1, 3], vertical_alignment="bottom")
+    steps = cols[0].number_input(
+        "Steps per net",
+        value=choices.DEGRADATION_STEPS,
+        min_value=10,
+        max_value=20_000,
+        step=50,
+        key=state.DEGRADATION_STEPS,
+    )
+    cols[1].caption(choices.DEGRADATION_TIME.format(steps=int(steps)))
+    warning = experiments.too_short(max(experiments.DEGRADATION_DEPTHS), int(steps))
+    if warning:
+        st.warning(warning, icon=":material/info:")
     if st.button("Run the experiment", icon=":material/science:", type="primary"):
-        _start(owner, experiments.degradation())
+        _start(owner, experiments.degradation(int(steps)))
 
 
 def live_tab(job: str | None) -> None:
     if job is None:
         st.info("Start a race or the degradation experiment: it trains here, live.")
     else:
-        live.run_panel(job, key="compare")
+        live.run_panel(job, key="compare", verdict=experiments.verdict)
 
 
 def overlay_tab(owner: str) -> None:

@@ -71,8 +71,32 @@ def test_a_spec_in_session_state_is_shown(app):
     app.session_state[state.PRESET] = "dense_residual"
     app.run()
     rows = app.dataframe[0].value
-    assert list(rows["kind"]) == ["flatten", "dense_residual", "head"]
+    assert list(rows["kind"]) == ["flatten", "fully connected residual", "head (pool + classifier)"]
     assert list(rows["skip"])[1] == "identity"
+
+
+def test_selects_and_table_show_human_labels_and_the_json_keeps_identifiers(app):
+    app.session_state[state.SELECTED] = 2  # blocks.2 of ResNet-8 narrow: zero-pad (A)
+    app.run()
+    assert not app.exception
+    init = app.selectbox(key=state.field_key(0, -1, "init"))
+    assert list(init.options) == [
+        "Kaiming (He) normal",
+        "Xavier (Glorot) uniform",
+        "PyTorch default",
+        "small normal (std 0.01)",
+    ]
+    assert init.value == "kaiming"  # the identifier underneath
+    assert "small normal (std 0.01): too small on purpose" in init.help
+    kinds = app.selectbox(key=state.NEW_KIND)
+    assert "basic residual block" in kinds.options and "basic" not in kinds.options
+    shortcut = app.selectbox(key=state.field_key(0, 2, "shortcut"))
+    assert "zero-padding (option A)" in shortcut.options and "zero_pad" not in shortcut.options
+    assert shortcut.value == "zero_pad"
+    rows = app.dataframe[0].value
+    assert rows["kind"].iloc[0] == "stem (first convolution)"
+    spec_json = app.session_state[state.SPEC].to_json()
+    assert '"zero_pad"' in spec_json and '"kaiming"' in spec_json
 
 
 def test_loading_a_bad_spec_shows_a_readable_error_and_keeps_the_page(app):

@@ -172,6 +172,30 @@ def test_skip_and_lr_events_are_lines_and_hover_markers_at_their_step(twins):
     assert fig.layout.yaxis2.range == (0, 1) and fig.layout.yaxis2.overlaying == "y"
 
 
+def test_events_two_steps_apart_share_one_label_listing_both():
+    events = (
+        Event(step=100, kind="skip", detail="skip off: block 1"),
+        Event(step=102, kind="lr", detail="lr = 0.01"),
+        Event(step=180, kind="skip", detail="skip on: block 1"),
+    )
+    fig = figures.curves_figure({"r": make_snapshot(steps=200, events=events)})
+    labels = [a for a in fig.layout.annotations if (a.name or "").startswith("event")]
+    assert [(a.x, a.text) for a in labels] == [
+        (100, "skip off: block 1<br>lr = 0.01"),  # one label, both texts, never overlapping
+        (180, "skip on: block 1"),
+    ]
+    assert len(shapes_named(fig, "event:skip")) == 2 and len(shapes_named(fig, "event:lr")) == 1
+    assert list(trace(fig, "learning-rate change").x) == [102]  # its own marker to hover
+
+
+def test_fold_labels_groups_by_distance_from_the_groups_first_event():
+    from app.markers import fold_labels
+
+    steps = [(1, "a"), (3, "b"), (5, "c"), (9, "d")]
+    assert fold_labels(steps, gap=5) == [(1, ["a", "b", "c"]), (9, ["d"])]
+    assert fold_labels(steps, gap=2) == [(1, ["a"]), (3, ["b"]), (5, ["c"]), (9, ["d"])]
+
+
 def test_curves_downsample_to_bucket_means(resnet110_run):
     fig = figures.curves_figure({"r": resnet110_run}, max_points=100)
     train = trace(fig, "r · train")
@@ -215,6 +239,21 @@ def test_grad_depth_of_nets_of_different_depth_shares_a_relative_depth_axis():
 def test_grad_depth_leaves_a_gap_for_zero_norms():
     fig = figures.grad_depth_figure({"dead": make_snapshot(norm=0.0)})
     assert np.isnan(np.asarray(trace(fig, "dead").y, dtype=float)).all()
+
+
+def test_a_zero_gradient_is_marked_at_the_axis_floor_with_hover_text():
+    live = make_snapshot(layers=("stem", "blocks.0", "head"))
+    log = RunLog(("stem", "blocks.0", "head"))
+    log.append_step(dataclasses.replace(live.steps[-1], grad_norms=(0.5, 0.0, float("nan"))))
+    fig = figures.grad_depth_figure({"dead": log.snapshot(), "live": live})
+    marks = trace(fig, "dead: not drawable")
+    assert list(marks.x) == ["blocks.0", "head"]  # exactly the two values a log axis hides
+    assert marks.hovertext[0] == "dead, blocks.0: 0 (too small to plot)"
+    assert "nan" in marks.hovertext[1]
+    smallest = min(min(t.y) for t in fig.data if t.mode == "lines+markers" and t.name == "live")
+    assert marks.y[0] == marks.y[1] and 0 < marks.y[0] < min(smallest, 0.5) / 5  # the floor
+    assert [s.y0 for s in fig.layout.shapes if s.name == "axis floor"] == [marks.y[0]]
+    assert not any(t.name.endswith("not drawable") for t in fig.data if t.name.startswith("live"))
 
 
 # --- 3. heatmap --------------------------------------------------------------------------
@@ -415,13 +454,17 @@ def test_grad_flow_shares_a_relative_depth_axis():
     flows = [flow("Plain-8", 5, 1e-2), flow("Plain-20", 11, 1e-4), flow("ResNet-20", 11, 0.1)]
     flows.append(GradFlow("ResNet-8", ("a", "b", "c"), (0.0, 0.5, 1.0)))
     fig = figures.grad_flow_figure(flows)
-    assert [t.name for t in fig.data] == ["Plain-8", "Plain-20", "ResNet-20", "ResNet-8"]
-    for t, f in zip(fig.data, flows, strict=True):
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    assert [t.name for t in lines] == ["Plain-8", "Plain-20", "ResNet-20", "ResNet-8"]
+    for t, f in zip(lines, flows, strict=True):
         assert t.x[0] == 0.0 and t.x[-1] == 1.0 and len(t.x) == len(f.norms)
-    assert np.isnan(fig.data[3].y[0])  # a zero norm is a gap on the log axis
+    assert np.isnan(lines[3].y[0])  # a zero norm is a gap in the line on the log axis...
+    zero = trace(fig, "ResNet-8: not drawable")  # ...and a mark at the floor says so
+    assert list(zero.x) == [0.0] and zero.y[0] < 1e-4  # below every drawn norm
+    assert zero.hovertext == ("ResNet-8, a: 0 (too small to plot)",)
     assert fig.layout.yaxis.type == "log"
     assert "0 = input" in fig.layout.xaxis.title.text
-    plain8, plain20, res20, _ = (t.line.color for t in fig.data)
+    plain8, plain20, res20, _ = (t.line.color for t in lines)
     assert is_orange(plain8) and is_orange(plain20) and is_blue(res20)
     assert plain8 != plain20  # depth shades within the family
 

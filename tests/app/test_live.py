@@ -40,6 +40,10 @@ def _progress(at) -> list[str]:
     return [p.proto.text for p in at.get("progress")]
 
 
+def _snapshots(job: str) -> dict:
+    return {a: log.snapshot() for a, log in services.job_manager().logs(job, OWNER).items()}
+
+
 def _device(job: str) -> str:
     return services.job_manager().info(job, OWNER).device
 
@@ -79,7 +83,8 @@ def test_a_running_run_is_polled_and_a_paused_one_is_not(long_run, auto_reruns):
     at.session_state[state.ACTIVE_JOB] = long_run
     at.run()
     assert not at.exception
-    assert auto_reruns == [live.REFRESH_S]
+    assert auto_reruns == [live.REFRESH_S, live.CHART_REFRESH_S]  # status, then the charts
+    assert live.CHART_REFRESH_S > live.REFRESH_S  # drawing costs the training CPU time
     mgr.send(long_run, OWNER, Command("pause"))
     wait_for(lambda: mgr.info(long_run, OWNER).status == PAUSED, timeout=60, what="pause")
     auto_reruns.clear()
@@ -90,7 +95,7 @@ def test_a_running_run_is_polled_and_a_paused_one_is_not(long_run, auto_reruns):
     resume.click().run()  # the page waits for the worker, then polls again
     assert not at.exception
     assert mgr.info(long_run, OWNER).status == RUNNING
-    assert auto_reruns == [live.REFRESH_S]
+    assert auto_reruns == [live.REFRESH_S, live.CHART_REFRESH_S]
 
 
 def test_figures_are_reused_while_the_run_has_no_new_step(finished_run):
@@ -129,7 +134,9 @@ def test_names_are_shown_as_typed_not_as_markdown():
     train.run()
     assert not train.exception
     assert train.caption[0].value.startswith(f"Network: {shown} (change it on the Build page)")
-    assert _progress(train) == [f"{shown} · run: finished · step 2 of 2 · on {_device(job)}"]
+    took = live.pace(mgr.info(job, OWNER), experiments.training_seconds(_snapshots(job)))
+    assert took.startswith(" · ") and took.endswith(" s a step)")  # the run's own clock
+    assert _progress(train) == [f"{shown} · run: finished · step 2 of 2{took} · on {_device(job)}"]
     runs = page("runs")
     runs.session_state[state.RUNS_OPEN] = job
     runs.run()
@@ -174,3 +181,49 @@ def test_compare_states_what_the_gradient_sweep_measured():
     found = [m.value for m in at.markdown if str(m.value).startswith("**Measured:**")]
     assert len(found) == 1
     assert found[0].startswith("**Measured:** relu, no BatchNorm, 20 layers: the first layer gets")
+
+
+def test_compare_says_what_a_finished_race_shows_from_its_numbers():
+    mgr = services.job_manager()
+    plain, res = experiments.race_pair("8 layers, narrow", input_shape=(3, 8, 8), num_classes=2)
+    job = mgr.submit(
+        OWNER,
+        f"{experiments.RACE_PREFIX}8 layers, narrow",
+        [Arm(plain.name, plain), Arm(res.name, res)],
+        separable_data(),
+        TrainConfig(steps=6, batch_size=16, device="cpu"),
+    )
+    assert mgr.wait(job, timeout=120) == "finished"
+    at = page("compare")
+    at.session_state[state.COMPARE_JOB] = job
+    at.run()
+    assert not at.exception
+    said = experiments.race_verdict(_snapshots(job))
+    assert said.startswith("ResNet-8 ends ")
+    assert f"**Measured:** {said}" in [m.value for m in at.markdown]
+
+
+def test_a_race_too_short_to_show_the_effect_says_so_before_it_starts():
+    at = page("compare")
+    at.run()
+    assert not at.exception
+    assert not [w for w in at.warning if "to show the effect" in str(w.value)]  # the default
+    at.selectbox(key=state.RACE_DEPTH).set_value("14 layers, narrow")
+    at.number_input(key=state.RACE_STEPS).set_value(100).run()
+    assert not at.exception
+    warned = [str(w.value) for w in at.warning if "to show the effect" in str(w.value)]
+    assert warned == [experiments.too_short(14, 100)]
+    at.number_input(key=state.DEGRADATION_STEPS).set_value(50).run()
+    warned = [str(w.value) for w in at.warning if "to show the effect" in str(w.value)]
+    assert warned[-1] == experiments.too_short(56, 50)
+
+
+def test_multi_net_runs_are_polled_less_often(finished_run):
+    info = services.job_manager().info(finished_run, OWNER)
+    one = dataclasses.replace(info, status=RUNNING, arms=("a",))
+    four = dataclasses.replace(one, arms=("a", "b", "c", "d"))
+    assert (live.refresh_every(one), live.chart_every(one)) == (1.0, live.CHART_REFRESH_S)
+    assert live.refresh_every(four) == 4 * live.REFRESH_S
+    assert live.chart_every(four) == 4 * live.CHART_REFRESH_S
+    paused = dataclasses.replace(four, status=PAUSED)
+    assert live.refresh_every(paused) is None and live.chart_every(paused) is None
