@@ -89,10 +89,12 @@ def theme_css(present: bool) -> str:
     return f"<style>{base + (presenter if present else '')}</style>"
 
 
-def setup() -> tuple[str, bool]:
-    """For the entry script, before navigation: language, theme, sidebar controls."""
+def setup(*, controls: bool = True) -> tuple[str, bool]:
+    """For the entry script, before navigation: language, theme, and (unless `controls`
+    is off: a read-only shared run) the sidebar's controls."""
     lang = language()
     present = presenting()
     st.html(theme_css(present))
-    sidebar()
+    if controls:
+        sidebar()
     return lang, present

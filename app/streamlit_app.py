@@ -20,8 +20,9 @@ st.set_page_config(
 )
 # The language (URL, else browser, else English), the theme (with its presenter section in
 # presenter mode) and the sidebar's language and presenter controls: one place.
-lesson_chrome.setup()
-if state.shared_link():  # ?run=…&view=…: that run read-only, and no other page
+shared = state.shared_link()
+lesson_chrome.setup(controls=not shared)  # a shared run's viewer gets no controls
+if shared:  # ?run=…&view=…: that run read-only, and no other page
     st.navigation([st.Page("views/shared.py", title=_("Shared run"))], position="hidden").run()
     st.stop()
 state.owner()  # the ?me= token on every page, the landing page too: a reload keeps the runs
