@@ -13,6 +13,7 @@ import json
 import os
 import resource
 import time
+from resource import RLIMIT_AS
 
 import torch
 from safetensors.torch import load as st_load
@@ -87,6 +88,14 @@ def memory_cap(arms, config: TrainConfig) -> int | None:
     return cap
 
 
+def _out_of_memory(error: BaseException) -> bool:
+    """Under the cap, a failed mmap shows up as other errors too (a lazy import)."""
+    text = str(error).lower()
+    return isinstance(error, MemoryError) or any(
+        words in text for words in ("failed to map", "cannot allocate memory", "can't allocate")
+    )
+
+
 # -- the worker ------------------------------------------------------------------------------
 
 
@@ -99,6 +108,7 @@ class Worker:
         self.run: Run | None = None
         self.reported = 0.0
         self.last_checkpoint = 0
+        self.capped = False
 
     def send(self, **values) -> None:
         with contextlib.suppress(OSError, ValueError):  # the server is gone: the store
@@ -132,8 +142,11 @@ class Worker:
         data = self.load_data()
         cap = memory_cap(arms, config)
         if cap is not None:
+            self.capped = True
             torch.ones(64, 64) @ torch.ones(64, 64)  # start the intra-op threads first
-            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+            # The soft limit only: after a MemoryError the worker lifts it again to store
+            # the failure (a hard limit could not be raised back).
+            resource.setrlimit(resource.RLIMIT_AS, (cap, resource.getrlimit(RLIMIT_AS)[1]))
         run = Run(
             arms,
             data,
@@ -163,7 +176,11 @@ class Worker:
             self.report(force=True)
             self.drive(run)
         except BaseException as e:  # MemoryError and the rest: this run ends, said why
+            _, hard = resource.getrlimit(RLIMIT_AS)
+            resource.setrlimit(RLIMIT_AS, (hard, hard))  # room to write the failure
             step = self.run.step_count + 1 if self.run is not None else None
+            if self.capped and _out_of_memory(e):  # a library that could not be mapped
+                e = MemoryError(str(e))
             message = failure_message(e, step)
             if self.run is not None:
                 self.run.fail(message)
