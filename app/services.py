@@ -1,5 +1,12 @@
-"""Process-wide resources shared by every user of the server: the job manager and the
-datasets. Per-user state never lives here."""
+"""Process-wide resources shared by every user of the server: the job manager, the run
+store and the datasets. Per-user state never lives here.
+
+Runs train in worker processes (core.workers.ProcessJobManager) over the run store in
+the data directory ($RESNET_EXPLORER_DATA), so a run survives a restart and cannot stall
+or kill the server. RESNET_EXPLORER_BACKEND=threads trains on threads in this process
+instead (core.jobs.LocalJobManager: nothing is stored), and so does a store that cannot
+write to its folder (a worker process could not read an in-memory database).
+"""
 
 from __future__ import annotations
 
@@ -11,25 +18,48 @@ from dataclasses import dataclass
 from core.config import TrainConfig
 from core.data import DataError, DataRequest, TensorData, load
 from core.experiments import fit_to_data
-from core.jobs import Arm, LocalJobManager
+from core.jobs import Arm, JobManager, LocalJobManager
 from core.spec import NetSpec
+from core.store import RunStore
+from core.workers import ProcessJobManager
 
+BACKEND_ENV = "RESNET_EXPLORER_BACKEND"  # "processes" (default) or "threads"
 _lock = threading.Lock()
-_manager: LocalJobManager | None = None
+_manager: JobManager | None = None
+_store: RunStore | None = None
 
 
-def job_manager() -> LocalJobManager:
+def job_manager() -> JobManager:
     """One manager for the whole server (a module global: every session, and tests, get
     the same one). RESNET_EXPLORER_MAX_RUNNING sets how many runs train at once (default
     1: the GPU or the CPU, fully used); the rest queue. RESNET_EXPLORER_MAX_PER_USER caps
     one browser's waiting and running runs (default 3)."""
-    global _manager
+    global _manager, _store
     with _lock:
         if _manager is None:
-            running = int(os.environ.get("RESNET_EXPLORER_MAX_RUNNING", "1"))
-            per_owner = int(os.environ.get("RESNET_EXPLORER_MAX_PER_USER", "3"))
-            _manager = LocalJobManager(max_running=max(1, running), max_per_owner=max(1, per_owner))
+            running = max(1, int(os.environ.get("RESNET_EXPLORER_MAX_RUNNING", "1")))
+            per_owner = max(1, int(os.environ.get("RESNET_EXPLORER_MAX_PER_USER", "3")))
+            limits = {"max_running": running, "max_per_owner": per_owner}
+            threads = os.environ.get(BACKEND_ENV, "").strip().lower() == "threads"
+            if not threads:
+                manager = ProcessJobManager(**limits)  # the store in the data directory
+                if manager.store.saving:
+                    _manager, _store = manager, manager.store
+            if _manager is None:
+                _manager = LocalJobManager(**limits)
         return _manager
+
+
+def store() -> RunStore:
+    """The run store the pages read (the process backend's own, or one in the data
+    directory beside the thread backend). Check `store().message` for what to tell users
+    (a database moved aside, nothing being saved)."""
+    global _store
+    job_manager()
+    with _lock:
+        if _store is None:
+            _store = RunStore()
+        return _store
 
 
 def dataset(request: DataRequest) -> TensorData:
@@ -67,6 +97,9 @@ def submit(
         data = dataset(request)
         arms = [Arm(spec.name, fit_to_data(spec, data)) for spec in specs]
         config.validate(len(data.y_train))
-        return Started(job=job_manager().submit(owner, name, arms, data, config))
+        mgr = job_manager()
+        if isinstance(mgr, ProcessJobManager):  # the worker loads the data itself
+            return Started(job=mgr.submit(owner, name, arms, data, config, request=request))
+        return Started(job=mgr.submit(owner, name, arms, data, config))
     except ValueError as e:  # ExplainedError's base: every refusal a user can cause
         return Started(error=str(e))

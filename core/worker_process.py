@@ -133,7 +133,7 @@ class Worker:
 
     def load_data(self) -> TensorData:
         if self.job.get("request") is not None:
-            return load(DataRequest(**self.job["request"]))
+            return load(DataRequest(**self.job["request"]), root=self.job.get("data_root"))
         return data_from_bytes(self.conn.recv_bytes())  # handed over once, by a test
 
     def build(self) -> Run:

@@ -96,4 +96,4 @@ def run_data(row: RunInfo, data: TensorData | None, doing: str, *, load: bool = 
             f"the server restarted; train the run again to {doing}"
         )
     request = DataRequest(**row.data["request"])
-    return load_data(request) if load else request
+    return load_data(request, root=row.data.get("root")) if load else request

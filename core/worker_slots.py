@@ -1,6 +1,6 @@
 """The process backend's bookkeeping: a `Slot` per run it queued or started, the
-JobInfo a page reads (from the store row and the worker's live report), and the words
-for a worker's exit.
+JobInfo a page reads (from the store row and the worker's live report), the words for a
+worker's exit, and starting a worker without the parent's `__main__`.
 """
 
 from __future__ import annotations
@@ -8,8 +8,10 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import signal
+import sys
 import threading
 import time
+import types
 from dataclasses import dataclass, field
 
 from core.data import DataRequest, TensorData
@@ -124,3 +126,23 @@ def display(row: RunInfo) -> dict[str, str]:
     """store id -> display name, in arm order."""
     shown = row.data.get("arms") or {}
     return {a: shown.get(a, a) for a in row.arms}
+
+
+_main_lock = threading.Lock()
+
+
+def start_bare(process: mp.Process) -> None:
+    """Start a spawned process without re-running the parent's `__main__` in it.
+
+    spawn runs the parent's main script again in the child (to find its functions);
+    under Streamlit that is the page script being run (Streamlit makes it `__main__`),
+    and under AppTest too: the worker would draw a page and start a second job manager.
+    The worker needs nothing from `__main__`, so it is hidden for the moment of start.
+    """
+    with _main_lock:
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            process.start()
+        finally:
+            sys.modules["__main__"] = main

@@ -38,7 +38,7 @@ from multiprocessing.connection import wait as wait_any
 from torch import nn
 
 from core.config import TrainConfig
-from core.data import DataRequest, TensorData
+from core.data import DataRequest, TensorData, data_root
 from core.jobs_api import (
     JobError,
     JobInfo,
@@ -56,7 +56,7 @@ from core.store_view import StoredLog, safe_arm_ids
 from core.worker_process import data_to_bytes
 from core.worker_process import main as worker_main
 from core.worker_resume import copy_weights, prepare_resume, run_data
-from core.worker_slots import Slot, display, job_info, mark_dead
+from core.worker_slots import Slot, display, job_info, mark_dead, start_bare
 
 log = logging.getLogger("resnet_explorer.workers")
 RECHECK_S = 1.0  # the monitor looks at a paused run's release time this often
@@ -114,6 +114,7 @@ class ProcessJobManager(JobManager):
             "request": dataclasses.asdict(request) if request is not None else None,
             "arms": {ids[a.name]: a.name for a in arms},
             "classes": list(data.classes) if data is not None else [],
+            "root": str(data_root()),  # where the request's files are (uploads, downloads)
         }
         with self._lock:
             active = len(self.store.list_runs(owner, status=ACTIVE))
@@ -313,6 +314,7 @@ class ProcessJobManager(JobManager):
             "config": row.config_json,
             "arms": {a: (now or start).to_json(indent=None) for a, (start, now) in specs.items()},
             "request": row.data.get("request"),
+            "data_root": row.data.get("root"),
             "resume": slot.resume,
             "threads": self.threads_per_job,
             "checkpoint_every": self.checkpoint_every,
@@ -326,7 +328,7 @@ class ProcessJobManager(JobManager):
             target=worker_main, args=(json.dumps(job), child, slot.flag), daemon=True
         )
         self.store.update_run(slot.id, status=RUNNING, message="")
-        slot.process.start()
+        start_bare(slot.process)
         child.close()
         self._running.add(slot.id)
         name = f"monitor-{slot.id}"
