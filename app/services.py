@@ -44,7 +44,8 @@ def job_manager() -> JobManager:
             if not threads:
                 manager = ProcessJobManager(**limits)  # the store in the data directory
                 if manager.store.saving:
-                    _manager, _store = manager, manager.store
+                    _manager = manager
+                    _store = _store or manager.store
             if _manager is None:
                 _manager = LocalJobManager(**limits)
         return _manager

@@ -110,7 +110,8 @@ class ProcessJobManager(JobManager):
         n = len(data.y_train) if data is not None else None
         config.validate(n)
         ids = safe_arm_ids([a.name for a in arms])
-        stored = {
+        stored = {  # "name": what the Runs page shows; "request": what a worker loads
+            "name": request.name if request is not None else data.name,
             "request": dataclasses.asdict(request) if request is not None else None,
             "arms": {ids[a.name]: a.name for a in arms},
             "classes": list(data.classes) if data is not None else [],

@@ -178,3 +178,24 @@ def oracle_with_lr(arms, request, cfg, lr_step: int):
             lr_step = -1
         run.step()
     return {name: t.net.state_dict() for name, t in run.trainers.items()}
+
+
+def test_a_paused_run_gives_its_place_away_and_continues_after_resume(tmp_path):
+    mgr = ProcessJobManager(
+        tmp_path, threads_per_job=1, checkpoint_every=5, flush_s=0.05, pause_release_s=0.2
+    )
+    paused = mgr.submit(OWNER, "paused", TWIN[:1], separable_data(), config(100_000))
+    wait_for(lambda: mgr.info(paused, OWNER).step >= 3, TIMEOUT, "training")
+    mgr.send(paused, OWNER, Command("pause"))
+    wait_for(lambda: mgr.info(paused, OWNER).status == "paused", 30, "paused")
+    waiting = mgr.submit(OWNER, "waiting", TWIN[1:], separable_data(), config(20))
+    assert mgr.wait(waiting, TIMEOUT) == "finished"  # it had the only place
+    info = mgr.info(paused, OWNER)
+    assert info.status == "paused" and "gave its training place" in info.message
+    mgr.send(paused, OWNER, Command("resume"))
+    wait_for(lambda: mgr.info(paused, OWNER).step > info.step + 3, TIMEOUT, "training again")
+    mgr.cancel(paused, OWNER)
+    assert mgr.wait(paused, 60) == "stopped"
+    steps = stored_steps(mgr, paused, "Plain 8")
+    assert steps == list(range(1, len(steps) + 1))  # no gap, no step twice
+    mgr.shutdown()
