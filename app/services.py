@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.config import TrainConfig
-from core.data import DataError, DataRequest, TensorData, load
+from core.data import DataError, DataRequest, TensorData, data_root, load
 from core.experiments import fit_to_data
 from core.jobs import Arm, JobManager, LocalJobManager
 from core.spec import NetSpec
@@ -52,14 +52,14 @@ def job_manager() -> JobManager:
 
 
 def store() -> RunStore:
-    """The run store the pages read (the process backend's own, or one in the data
-    directory beside the thread backend). Check `store().message` for what to tell users
-    (a database moved aside, nothing being saved)."""
+    """The run store of this server (SQLite + safetensors under the data directory): the
+    process backend's own, or one beside the thread backend. Its `message` says what to
+    tell users (a database moved aside, nothing being saved)."""
     global _store
     job_manager()
     with _lock:
         if _store is None:
-            _store = RunStore()
+            _store = RunStore(data_root())
         return _store
 
 

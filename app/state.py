@@ -201,3 +201,66 @@ def explain_pending() -> str | None:
 
 def set_explain_pending(what: str | None) -> None:
     st.session_state[EXPLAIN_PENDING] = what
+
+
+# --- Runs page and share links -------------------------------------------------------------
+# Widget keys the Runs page and its tests read back; the Explain page's run select (its key
+# is spelled "ex_run" in app/explain_run.py, which should take it from here).
+RUNS_FILTER, RUNS_IMPORT, RUNS_OVERLAY = "runs_filter", "runs_import", "runs_overlay"
+EXPLAIN_RUN = "ex_run"
+# Session keys: the runs waiting for a delete confirmation, the last export made, the
+# last import's file and result.
+RUNS_DELETE, RUNS_EXPORT, RUNS_IMPORTED = "runs_to_delete", "runs_exported", "runs_imported"
+SHARED_RUN_PARAM, SHARED_TOKEN_PARAM = "run", "view"  # ?run=<id>&view=<token>
+
+
+def open_in_train(run_id: str) -> None:
+    """Show `run_id` on the Train page (its charts; the controls only while it runs)."""
+    set_active_job(run_id)
+
+
+def open_in_explain(run_id: str) -> None:
+    """Choose `run_id` in the Explain page's run select, before that page draws it."""
+    st.session_state[EXPLAIN_RUN] = run_id
+
+
+def open_in_overlay(picks: list[tuple[str, str]], tab: str) -> None:
+    """Overlay these (run, network) pairs on the Compare page, its tab `tab` open."""
+    st.session_state[OVERLAY_PICK] = list(picks)
+    open_tab(COMPARE_TAB, tab)
+
+
+def delete_pending() -> list[str]:
+    """The runs the user asked to delete, waiting for the confirmation."""
+    return st.session_state.get(RUNS_DELETE, [])
+
+
+def ask_delete(run_ids: list[str]) -> None:
+    st.session_state[RUNS_DELETE] = list(run_ids)
+
+
+def exported(run_id: str) -> bytes | None:
+    """The zip exported last, if it is `run_id`'s (one at a time: a few megabytes)."""
+    kept = st.session_state.get(RUNS_EXPORT)
+    return kept[1] if kept and kept[0] == run_id else None
+
+
+def set_exported(run_id: str, data: bytes) -> None:
+    st.session_state[RUNS_EXPORT] = (run_id, data)
+
+
+def imported(file_id: str):
+    """What importing the uploaded file `file_id` gave (a run id or an error), if done."""
+    kept = st.session_state.get(RUNS_IMPORTED)
+    return kept[1] if kept and kept[0] == file_id else None
+
+
+def set_imported(file_id: str, outcome) -> None:
+    st.session_state[RUNS_IMPORTED] = (file_id, outcome)
+
+
+def shared_link() -> tuple[str, str] | None:
+    """(run id, token) when the URL is a share link `?run=<id>&view=<token>`, else None."""
+    run = st.query_params.get(SHARED_RUN_PARAM)
+    token = st.query_params.get(SHARED_TOKEN_PARAM)
+    return (run, token) if run and token else None

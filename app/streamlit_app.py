@@ -18,6 +18,9 @@ st.set_page_config(
     page_title="ResNet Explorer", page_icon=Image.open(ROOT / "assets" / "icon.png"), layout="wide"
 )
 st.html(ROOT / "assets" / "theme.css")  # darker, larger secondary text: one place
+if state.shared_link():  # ?run=…&view=…: that run read-only, and no other page
+    st.navigation([st.Page("views/shared.py", title="Shared run")], position="hidden").run()
+    st.stop()
 state.owner()  # the ?me= token on every page, the landing page too: a reload keeps the runs
 
 pages = [

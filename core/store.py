@@ -35,6 +35,7 @@ from core.store_records import (
     step_from_row,
 )
 from core.store_schema import ensure_current, problem
+from core.store_shares import token_matches, token_of
 from core.telemetry import EvalRecord, Event, Snapshot
 
 __all__ = ["RunInfo", "RunStore", "StoreError", "StoreFullError", "transaction"]
@@ -322,10 +323,27 @@ class RunStore:
             raise StoreError("this run belongs to someone else", where=f"run {run_id}")
         db = self.connect()
         with transaction(db):
-            for table in ("steps", "evals", "events", "arms"):
+            for table in ("steps", "evals", "events", "arms", "shares"):
                 db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
             db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+
+    def share_token(self, run_id: str, owner: str) -> str:
+        """The run's read-only share token (made on first call). Only its owner may ask."""
+        if self.run(run_id).owner != owner:
+            raise StoreError("this run belongs to someone else", where=f"run {run_id}")
+        return token_of(self.connect(), run_id)
+
+    def shared_run(self, run_id: str, token: object) -> RunInfo | None:
+        """The run a share link `?run=run_id&view=token` opens, or None for a wrong link."""
+        if not isinstance(run_id, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", run_id):
+            return None
+        if not token_matches(self.connect(), run_id, token):
+            return None
+        try:
+            return self.run(run_id)
+        except StoreError:
+            return None
 
     def usage(self, owner: str) -> tuple[int, int]:
         """(runs, bytes) an owner has stored."""

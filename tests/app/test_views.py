@@ -1,8 +1,11 @@
 """Each view on its own, jumped to a state through session_state (a finished run)."""
 
+import pytest
+
 from app import choices, services, state
 from core.presets import PRESETS
 from core.spec import NetSpec, PoolSpec
+from core.store import RunStore
 from tests.app.conftest import OWNER, page
 
 
@@ -58,7 +61,15 @@ def test_train_view_says_why_a_network_does_not_fit_the_data():
     assert "block 3: a 2x2 pool with stride 2 turns a 1x1 input into nothing" in message
 
 
-def test_runs_view_lists_opens_and_exports(finished_run):
+@pytest.fixture
+def run_store(tmp_path, monkeypatch) -> RunStore:
+    """The Runs page's run store, in this test's own folder (not the user's cache)."""
+    store = RunStore(tmp_path / "store")
+    monkeypatch.setattr(services, "_store", store)
+    return store
+
+
+def test_runs_view_lists_opens_and_exports(finished_run, run_store):
     at = page("runs")
     at.run()
     assert not at.exception
@@ -73,7 +84,7 @@ def test_runs_view_lists_opens_and_exports(finished_run):
     assert len(at.get("plotly_chart")) == 4
 
 
-def test_runs_view_is_empty_for_another_browser(finished_run):
+def test_runs_view_is_empty_for_another_browser(finished_run, run_store):
     at = page("runs")
     at.session_state[state.OWNER] = "f" * 32
     at.run()
