@@ -201,3 +201,10 @@ def explain_pending() -> str | None:
 
 def set_explain_pending(what: str | None) -> None:
     st.session_state[EXPLAIN_PENDING] = what
+
+
+def explain_misclassified(run: str) -> None:
+    """Open the Explain page on `run` and its most confidently wrong validation images
+    (the Inside page's gallery button); its widgets read these keys when next drawn."""
+    st.session_state["ex_run"] = run
+    st.session_state["ex_how"] = "misclassified"

@@ -1,0 +1,110 @@
+"""The Inside page's loss landscape tab (Li et al. 2018): a 1D and a 2D slice through the
+trained weights along filter-normalised random directions, and the straight line from the
+initial to the final weights; plain and residual twins on one grid and one colour scale.
+Drawing only; `core.landscape` computes."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+import torch
+
+from app import inside_figures as fig
+from app import inside_run as run
+from app import inside_tables as tables
+from app.explain_run import compute
+from core.inside import scaled_progress
+from core.jobs import JobInfo
+from core.landscape import LandscapeSettings, compare, interpolation
+
+KINDS = {
+    "2d": "2D contour and surface",
+    "1d": "1D slice",
+    "line": "Interpolation: initial → final weights",
+}
+
+
+def defaults() -> tuple[int, int]:
+    """(grid, images): 11x11 on 256 images is under a minute for a classroom net on a
+    CPU; a GPU takes a finer grid on more images in the same time."""
+    return (21, 1024) if torch.cuda.is_available() else (11, 256)
+
+
+def landscape_tab(mgr, owner: str, info: JobInfo, arms: list[str]) -> None:
+    st.caption(
+        "The training loss around the trained weights, along random directions scaled "
+        "filter by filter to the weights (Li et al. 2018), on a fixed subset of training "
+        "images. Residual nets tend to sit in wider, smoother valleys."
+    )
+    kind = st.radio("Show", list(KINDS), format_func=KINDS.get, horizontal=True, key="in_ls_kind")
+    grid0, images0 = defaults()
+    c = st.columns(4)
+    grid = c[0].number_input("Grid (points per axis)", 3, 101, grid0, key="in_ls_grid")
+    span = c[1].number_input("Range ±", 0.1, 10.0, 1.0, step=0.25, key="in_ls_span")
+    images = c[2].number_input("Training images", 16, 50_000, images0, step=64, key="in_ls_images")
+    seed = c[3].number_input("Seed", 0, 2**31 - 1, 0, key="in_ls_seed")
+    if kind == "line":
+        st.caption(
+            "α = 0 is the run's initial weights (rebuilt from its seed), α = 1 the trained "
+            "ones; the range is 0 to 1."
+        )
+    if st.button("Compute", type="primary", icon=":material/landscape:", key=f"in_ls_go_{kind}"):
+
+        def work(progress):
+            if kind == "line":
+                s = LandscapeSettings(
+                    grid=int(grid), low=0.0, high=1.0, images=int(images), seed=int(seed)
+                )
+            else:
+                s = LandscapeSettings(
+                    grid=int(grid), low=-span, high=span, images=int(images), seed=int(seed)
+                )
+            return _landscape(mgr, owner, info, arms, kind, s, progress)
+
+        found = compute(f"the {KINDS[kind].lower()}", "in_landscape", work)
+        if found is not None:
+            run.keep(f"landscape_{kind}", info.id, found)
+    found = run.result(f"landscape_{kind}", info.id)
+    if found is not None:
+        show_landscape(kind, *found, job=info.id)
+
+
+def _landscape(mgr, owner, info, arms, kind, settings, progress):
+    start = time.monotonic()
+    nets, data = run.copy_nets(mgr, owner, info.id, arms)
+    if kind == "line":
+        out = {}
+        for k, (arm, net) in enumerate(nets.items()):
+            inner = scaled_progress(progress, k / len(nets), (k + 1) / len(nets))
+            first = run.initial_net(info, arm, net)
+            out[arm] = interpolation(first, net, data, settings, progress=inner)
+    else:
+        out = compare(nets, data, settings, dims=2 if kind == "2d" else 1, progress=progress)
+    return out, settings, time.monotonic() - start
+
+
+def show_landscape(kind: str, slices, settings, seconds: float, *, job: str) -> None:
+    n = next(iter(slices.values())).images
+    st.caption(
+        f"{settings.grid} points per axis · {n:,} training images · seed {settings.seed} · "
+        f"computed in {seconds:.1f} s"
+    )
+    name = run.filename(job, "landscape", kind)
+    if kind == "2d":
+        run.chart(
+            fig.contour_figure(slices),
+            "in_ls_contour",
+            name + "_contour",
+            tables.slice_2d_csv(slices),
+        )
+        run.chart(fig.surface_figure(slices), "in_ls_surface", name + "_surface")
+    elif kind == "1d":
+        run.chart(fig.slice_1d_figure(slices), "in_ls_1d", name, tables.slice_1d_csv(slices))
+    else:
+        figure = fig.slice_1d_figure(
+            slices,
+            title="Loss from the initial to the trained weights",
+            x="α (0: initial, 1: trained)",
+        )
+        run.chart(figure, "in_ls_line", name, tables.slice_1d_csv(slices))
