@@ -288,7 +288,7 @@ def _gap_mark(fig, g: Gap, col: int) -> None:
     fig.add_annotation(
         x=g.step,
         y=(g.val + g.train) * 50,
-        text=f"gap {g.gap * 100:+.0f}",
+        text=f"gap {g.gap * 100:+.1f} points",
         showarrow=False,
         xanchor="right",
         font={"size": FONT_SIZE - 4, "color": GREY},

@@ -149,6 +149,6 @@ def test_overfitting_starts_ordinary_runs_and_reads_the_gap_from_them():
     assert len(expected) == 6 and all(g is not None for g in expected.values())
     figure = json.loads(at.get("plotly_chart")[0].proto.spec)
     marks = sorted(a["text"] for a in figure["layout"]["annotations"] if "gap" in a["text"])
-    assert marks == sorted(f"gap {g.gap * 100:+.0f}" for g in expected.values())
+    assert marks == sorted(f"gap {g.gap * 100:+.1f} points" for g in expected.values())
     for info in runs:
         mgr.delete(info.id, owner)
