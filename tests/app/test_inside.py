@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from app import services, state
 from core.config import TrainConfig
@@ -73,8 +74,8 @@ def test_lesion_study_on_a_button_press_and_no_copy_on_a_rerun(finished_run, cop
 
 def test_landscape_2d_and_interpolation_draw_both_nets_on_one_grid(finished_run, copies):
     at = _open(finished_run)
-    at.number_input(key="in_ls_grid").set_value(3)
-    at.number_input(key="in_ls_images").set_value(32).run()
+    at.number_input(key=f"in_ls_grid_{finished_run}").set_value(3)
+    at.number_input(key=f"in_ls_images_{finished_run}").set_value(32).run()
     at.button(key="in_ls_go_2d").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert len(at.get("plotly_chart")) == 2  # contour and surface
@@ -152,3 +153,17 @@ def test_overfitting_starts_ordinary_runs_and_reads_the_gap_from_them():
     assert marks == sorted(f"gap {g.gap * 100:+.1f} points" for g in expected.values())
     for info in runs:
         mgr.delete(info.id, owner)
+
+
+def test_landscape_defaults_fit_the_nets_into_about_a_minute_on_a_cpu(monkeypatch):
+    from app.inside_landscape import defaults
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cifar = [
+        PRESETS[k].spec(input_shape=(3, 32, 32), num_classes=10) for k in ("plain20", "resnet20")
+    ]
+    assert defaults(cifar) == (11, 128)  # 1.5e12 / (121 * 2 * 40.6M mult-adds) = 152 -> 128
+    small = [PRESETS["resnet8_narrow"].spec(input_shape=(3, 16, 16), num_classes=10)]
+    assert defaults(small) == (11, 256)  # the cap
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert defaults(cifar) == (21, 1024)
