@@ -91,7 +91,7 @@ def _landscape(mgr, owner, info, arms, kind, settings, progress):
         out = {}
         for k, (arm, net) in enumerate(nets.items()):
             inner = scaled_progress(progress, k / len(nets), (k + 1) / len(nets))
-            first = run.initial_net(info, arm, net)
+            first = run.initial_net(mgr, owner, info, arm, net)
             out[arm] = interpolation(first, net, data, settings, progress=inner)
     else:
         out = compare(nets, data, settings, dims=2 if kind == "2d" else 1, progress=progress)

@@ -16,6 +16,7 @@ from app import state
 from core.data import TensorData
 from core.jobs import JobInfo
 from core.model import build
+from core.spec import NetSpec
 
 
 def copy_nets(
@@ -28,10 +29,13 @@ def copy_nets(
     return {arm: net for arm, (net, _) in copies.items()}, data
 
 
-def initial_net(info: JobInfo, arm: str, like: nn.Module) -> nn.Module:
+def initial_net(mgr, owner: str, info: JobInfo, arm: str, like: nn.Module) -> nn.Module:
     """The arm's weights before its first step: a run builds every arm with
-    `core.model.build(spec, seed=config.seed)`, so the seed rebuilds them exactly."""
-    net = build(info.specs[arm], seed=info.config.seed)
+    `core.model.build(spec, seed=config.seed)` (core.run.Run), so the seed rebuilds them,
+    from the spec as submitted (its log's "spec_start"; live skip toggles came later)."""
+    start = mgr.logs(info.id, owner)[arm].snapshot().meta.get("spec_start")
+    spec = NetSpec.from_json(start) if start else info.specs[arm]
+    net = build(spec, seed=info.config.seed)
     p = next(like.parameters())
     return net.to(p.device).eval()
 

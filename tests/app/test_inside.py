@@ -167,3 +167,21 @@ def test_landscape_defaults_fit_the_nets_into_about_a_minute_on_a_cpu(monkeypatc
     assert defaults(small) == (11, 256)  # the cap
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert defaults(cifar) == (21, 1024)
+
+
+def test_the_initial_weights_are_the_runs_own_before_its_first_step(finished_run):
+    """The interpolation starts where the run started: the weights `initial_net` rebuilds
+    equal those of a real `core.run.Run` built from the same arms and settings, before any
+    step (the oracle is the trainer's own construction, not `build`)."""
+    from app.inside_run import initial_net
+    from core.run import Run
+
+    mgr = services.job_manager()
+    info = mgr.info(finished_run, OWNER)
+    trained, _ = mgr.copy_model(finished_run, OWNER, "ResNet-8")
+    fresh = Run([Arm("ResNet-8", info.specs["ResNet-8"])], separable_data(), info.config)
+    expected = fresh.trainers["ResNet-8"].net.state_dict()
+    got = initial_net(mgr, OWNER, info, "ResNet-8", trained).state_dict()
+    assert got.keys() == expected.keys()
+    assert all(torch.equal(got[k].cpu(), expected[k].cpu()) for k in got)
+    assert not all(torch.equal(got[k], trained.state_dict()[k].cpu()) for k in got)
