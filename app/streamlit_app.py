@@ -28,6 +28,7 @@ pages = [
     st.Page("views/train.py", title="Train", icon=":material/model_training:"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page("views/explain.py", title="Explain", icon=":material/visibility:"),
+    st.Page("views/inside.py", title="Inside", icon=":material/biotech:"),
     st.Page("views/runs.py", title="Runs", icon=":material/history:"),
 ]
 st.navigation(pages).run()
