@@ -12,7 +12,7 @@ import time
 import streamlit as st
 
 from app import figures, services, state
-from app.plain import literal
+from app.markup import plain
 from core.experiments import training_seconds
 from core.jobs import ACTIVE, PAUSED, QUEUED, RUNNING, Command, JobError, JobInfo
 
@@ -57,7 +57,7 @@ def status_line(info: JobInfo, seconds: float = 0.0) -> None:
     Args:
         seconds: the run's training time so far (core.experiments.training_seconds).
     """
-    name = literal(info.name)
+    name = plain(info.name)
     if info.status == QUEUED:
         st.info(
             f"{name} is waiting: number {info.queue_position} in the queue. It starts by "
@@ -151,7 +151,7 @@ def skip_switches(info: JobInfo, owner: str, *, per_row: int = 5) -> None:
         for first in range(0, len(blocks), per_row):  # the arm's name, then its toggles
             cols = st.columns([2] + [1] * per_row, vertical_alignment="center")
             if first == 0:
-                cols[0].caption(f"Skips of {literal(arm)} (live, from the next step):")
+                cols[0].caption(f"Skips of {plain(arm)} (live, from the next step):")
             row = blocks[first : first + per_row]
             for col, (block, on) in zip(cols[1 : 1 + len(row)], row, strict=True):
                 key = state.skip_key(info.id, arm, block, on)

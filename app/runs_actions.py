@@ -12,7 +12,7 @@ from streamlit.errors import StreamlitAPIException
 
 from app import choices, state
 from app.exports import file_stem
-from app.plain import literal
+from app.markup import plain
 from app.runs_table import RunRow, oldest_ended
 from core.errors import ExplainedError
 from core.export import export_run
@@ -31,7 +31,7 @@ NOT_LISTED = "The training backend does not list this run (imported, or stored e
 
 def saving_note(store: RunStore) -> None:
     """Say when runs are not being saved (or the database was moved aside)."""
-    message = literal(store.message)  # it names paths: shown as they are
+    message = plain(store.message)  # it names paths: shown as they are
     if not store.saving:
         st.warning(f"Runs are {message}.", icon=":material/cloud_off:")
     elif message:
@@ -67,7 +67,7 @@ def confirm_delete(mgr, store: RunStore, owner: str, by_id: dict[str, RunRow]) -
     pending = [by_id[r] for r in state.delete_pending() if r in by_id]
     if not pending:
         return
-    names = ", ".join(literal(r.name) for r in pending)
+    names = ", ".join(plain(r.name) for r in pending)
     what = "this run" if len(pending) == 1 else f"these {len(pending)} runs"
     st.warning(
         f"Delete {what} for good: {names}? Its charts, settings and weights go too; "
@@ -160,7 +160,7 @@ def share_url(run_id: str, token: str, page_url: str | None) -> str:
 def export_and_share(store: RunStore, owner: str, row: RunRow) -> None:
     """Export the run as one zip (core.export), and a read-only share link."""
     if not row.stored:
-        st.caption(NOT_STORED.format(name=literal(row.name)))
+        st.caption(NOT_STORED.format(name=plain(row.name)))
         return
     cols = st.columns(2)
     if cols[0].button("Export as zip", icon=":material/archive:", key="runs_export_make"):

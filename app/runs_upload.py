@@ -9,7 +9,7 @@ import sqlite3
 import streamlit as st
 
 from app import state
-from app.plain import literal
+from app.markup import plain
 from core.errors import ExplainedError
 from core.run_import import import_run
 from core.store import RunStore
@@ -47,6 +47,6 @@ def import_section(store: RunStore, owner: str) -> None:
             state.set_imported(zipped.file_id, outcome)
         ok, text = outcome
         if ok:
-            st.success(f"Imported {literal(zipped.name)} as run {text}.", icon=":material/done:")
+            st.success(f"Imported {plain(zipped.name)} as run {text}.", icon=":material/done:")
         else:
-            st.error(literal(text), icon=":material/error:")
+            st.error(plain(text), icon=":material/error:")

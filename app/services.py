@@ -1,5 +1,12 @@
-"""Process-wide resources shared by every user of the server: the job manager and the
-datasets. Per-user state never lives here."""
+"""Process-wide resources shared by every user of the server: the job manager, the run
+store and the datasets. Per-user state never lives here.
+
+Runs train in worker processes (core.workers.ProcessJobManager) over the run store in
+the data directory ($RESNET_EXPLORER_DATA), so a run survives a restart and cannot stall
+or kill the server. RESNET_EXPLORER_BACKEND=threads trains on threads in this process
+instead (core.jobs.LocalJobManager: nothing is stored), and so does a store that cannot
+write to its folder (a worker process could not read an in-memory database).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +18,17 @@ from dataclasses import dataclass
 from core.config import TrainConfig
 from core.data import DataError, DataRequest, TensorData, data_root, load
 from core.experiments import fit_to_data
-from core.jobs import Arm, LocalJobManager
+from core.jobs import Arm, JobManager, LocalJobManager
 from core.spec import NetSpec
+from core.store import RunStore
+from core.workers import ProcessJobManager
 
+BACKEND_ENV = "RESNET_EXPLORER_BACKEND"  # "processes" (default) or "threads"
+# Seconds a paused run keeps its training place before a waiting run may take it.
+PAUSE_RELEASE_ENV = "RESNET_EXPLORER_PAUSE_RELEASE_S"
 _lock = threading.Lock()
-_manager: LocalJobManager | None = None
+_manager: JobManager | None = None
+_store: RunStore | None = None
 
 
 # Left to the server itself (Streamlit, websockets, building charts): a run that takes
@@ -28,34 +41,43 @@ def threads_per_job(running: int) -> int:
     return max(1, ((os.cpu_count() or 1) - SERVER_CORES) // max(1, running))
 
 
-def job_manager() -> LocalJobManager:
+def job_manager() -> JobManager:
     """One manager for the whole server (a module global: every session, and tests, get
     the same one). RESNET_EXPLORER_MAX_RUNNING sets how many runs train at once (default
     1: the GPU or the CPU, fully used); the rest queue. RESNET_EXPLORER_MAX_PER_USER caps
-    one browser's waiting and running runs (default 3)."""
-    global _manager
+    one browser's waiting and running runs (default 3). RESNET_EXPLORER_PAUSE_RELEASE_S:
+    how long a paused run keeps its place (default 180 s). RESNET_EXPLORER_BACKEND=threads
+    trains in this process instead of worker processes (for debugging)."""
+    global _manager, _store
     with _lock:
         if _manager is None:
-            running = int(os.environ.get("RESNET_EXPLORER_MAX_RUNNING", "1"))
-            per_owner = int(os.environ.get("RESNET_EXPLORER_MAX_PER_USER", "3"))
-            _manager = LocalJobManager(
-                max_running=max(1, running),
-                max_per_owner=max(1, per_owner),
-                threads_per_job=threads_per_job(running),
-            )
+            running = max(1, int(os.environ.get("RESNET_EXPLORER_MAX_RUNNING", "1")))
+            per_owner = max(1, int(os.environ.get("RESNET_EXPLORER_MAX_PER_USER", "3")))
+            limits = {
+                "max_running": running,
+                "max_per_owner": per_owner,
+                "threads_per_job": threads_per_job(running),
+                "pause_release_s": max(0.0, float(os.environ.get(PAUSE_RELEASE_ENV, "180"))),
+            }
+            threads = os.environ.get(BACKEND_ENV, "").strip().lower() == "threads"
+            if not threads:
+                manager = ProcessJobManager(**limits)  # the store in the data directory
+                if manager.store.saving:
+                    _manager = manager
+                    _store = _store or manager.store
+            if _manager is None:
+                _manager = LocalJobManager(**limits)
         return _manager
 
 
-_store = None
-
-
-def store():
-    """The run store of this server (SQLite + safetensors under the data directory)."""
+def store() -> RunStore:
+    """The run store of this server (SQLite + safetensors under the data directory): the
+    process backend's own, or one beside the thread backend. Its `message` says what to
+    tell users (a database moved aside, nothing being saved)."""
     global _store
+    job_manager()
     with _lock:
         if _store is None:
-            from core.store import RunStore
-
             _store = RunStore(data_root())
         return _store
 
@@ -95,6 +117,9 @@ def submit(
         data = dataset(request)
         arms = [Arm(spec.name, fit_to_data(spec, data)) for spec in specs]
         config.validate(len(data.y_train))
-        return Started(job=job_manager().submit(owner, name, arms, data, config))
+        mgr = job_manager()
+        if isinstance(mgr, ProcessJobManager):  # the worker loads the data itself
+            return Started(job=mgr.submit(owner, name, arms, data, config, request=request))
+        return Started(job=mgr.submit(owner, name, arms, data, config))
     except ValueError as e:  # ExplainedError's base: every refusal a user can cause
         return Started(error=str(e))

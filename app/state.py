@@ -208,7 +208,7 @@ def set_explain_pending(what: str | None) -> None:
 # Widget keys the Runs page and its tests read back; the Explain page's run select (its key
 # is spelled "ex_run" in app/explain_run.py, which should take it from here).
 RUNS_FILTER, RUNS_IMPORT, RUNS_OVERLAY = "runs_filter", "runs_import", "runs_overlay"
-EXPLAIN_RUN = "ex_run"
+EXPLAIN_RUN, EXPLAIN_PICK = "ex_run", "ex_how"
 # Session keys: the runs waiting for a delete confirmation, the last export made, the
 # last import's file and result.
 RUNS_DELETE, RUNS_EXPORT, RUNS_IMPORTED = "runs_to_delete", "runs_exported", "runs_imported"
@@ -265,3 +265,10 @@ def shared_link() -> tuple[str, str] | None:
     run = st.query_params.get(SHARED_RUN_PARAM)
     token = st.query_params.get(SHARED_TOKEN_PARAM)
     return (run, token) if run and token else None
+
+
+def explain_misclassified(run: str) -> None:
+    """Open the Explain page on `run` and its most confidently wrong validation images
+    (the Inside page's gallery button); its widgets read these keys when next drawn."""
+    st.session_state[EXPLAIN_RUN] = run
+    st.session_state[EXPLAIN_PICK] = "misclassified"

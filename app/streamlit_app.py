@@ -33,6 +33,7 @@ pages = [
     st.Page("views/train.py", title=_("Train"), icon=":material/model_training:"),
     st.Page("views/compare.py", title=_("Compare"), icon=":material/compare_arrows:"),
     st.Page("views/explain.py", title=_("Explain"), icon=":material/visibility:"),
+    st.Page("views/inside.py", title=_("Inside"), icon=":material/biotech:"),
     st.Page("views/runs.py", title=_("Runs"), icon=":material/history:"),
 ]
 st.navigation(pages).run()

@@ -24,10 +24,16 @@ from core.data import TensorData
 from core.jobs_api import JobError as JobError
 from core.jobs_api import JobInfo as JobInfo
 from core.jobs_api import JobManager as JobManager
+from core.jobs_api import (
+    check_arms,
+    check_command,
+    check_room,
+    release_message,
+    running_refusal,
+)
 from core.run import (  # statuses, Arm and Command: pages import them from here
     ACTIVE,
     CANCELLED,
-    COMMANDS,
     FAILED,
     PAUSED,
     QUEUED,
@@ -110,26 +116,11 @@ class LocalJobManager(JobManager):
     # -- the interface ------------------------------------------------------------------
 
     def submit(self, owner: str, name: str, arms, data, config: TrainConfig) -> str:
-        arms = tuple(arms)
-        if not arms:
-            raise JobError("a run needs at least one network")
-        if len({a.name for a in arms}) != len(arms):
-            raise JobError("the networks of one run need different names")
+        arms = check_arms(arms)
         config.validate(len(data.y_train) if isinstance(data, TensorData) else None)
-        for arm in arms:
-            arm.spec.validate()
         with self._lock:
             mine = [j for j in self._jobs.values() if j.owner == owner and j.status in ACTIVE]
-            if len(mine) >= self.max_per_owner:
-                raise JobError(
-                    f"you already have {len(mine)} runs waiting or running (the limit is "
-                    f"{self.max_per_owner}); stop one or wait for it to finish"
-                )
-            if len(self._queue) >= self.max_queue:
-                raise JobError(
-                    f"the server's queue is full ({len(self._queue)} runs waiting); "
-                    "try again in a few minutes"
-                )
+            check_room(len(mine), self.max_per_owner, len(self._queue), self.max_queue)
             job_id = f"run-{next(self._ids)}"
             job = Job(job_id, owner, name, arms, data, config)
             self._jobs[job_id] = job
@@ -153,12 +144,7 @@ class LocalJobManager(JobManager):
         """Deliver a command; a stop or pause lands within a fraction of a step."""
         with self._lock:
             job = self._get(job_id, owner)
-            if job.status not in ACTIVE:
-                raise JobError(f"{job.name} has already ended ({job.status}); start a new run")
-            if command.kind not in COMMANDS:
-                raise JobError(f"there is no command {command.kind!r}; use one of {COMMANDS}")
-            if command.arm is not None and command.arm not in (a.name for a in job.arms):
-                raise JobError(f"{job.name} has no network named {command.arm!r}")
+            check_command(job.name, job.status, command, [a.name for a in job.arms])
             if self._released(job):  # no thread drives it: apply here, under the lock
                 self._apply_released(job, command)
                 return
@@ -195,10 +181,7 @@ class LocalJobManager(JobManager):
         with self._lock:  # a paused worker cannot take a step while we hold the lock
             job = self._get(job_id, owner)
             if job.status in (QUEUED, RUNNING):
-                raise JobError(
-                    f"{job.name} is {job.status}: pause it or let it finish first, so its "
-                    "weights stay still while they are explained"
-                )
+                raise running_refusal(job.name, job.status)
             run = job.run
             if arm not in (run.trainers if run is not None else job.weights):
                 raise JobError(f"{job.name} has no trained network {arm!r}")
@@ -344,12 +327,7 @@ class LocalJobManager(JobManager):
 
     def _release(self, job: Job) -> None:
         """Give a paused run's place to a waiting run. Caller holds the lock."""
-        s = self.pause_release_s
-        span = f"{s / 60:g} minutes" if s >= 60 else f"{s:g} seconds"
-        job.message = (
-            f"paused for more than {span}, so it gave its training place to a run that was "
-            "waiting; after Resume it continues as soon as a place is free"
-        )
+        job.message = release_message(self.pause_release_s)
         del self._running[job.id]  # from here on, commands are applied by `send`
         waiting = [job.commands.get_nowait() for _ in range(job.commands.qsize())]
         for command in waiting:  # sent while the worker was deciding

@@ -15,7 +15,7 @@ from torch import nn
 from core.config import TrainConfig
 from core.data import TensorData
 from core.errors import ExplainedError
-from core.run import ACTIVE, Command
+from core.run import ACTIVE, COMMANDS, Command
 from core.spec import NetSpec
 from core.telemetry import RunLog
 
@@ -55,6 +55,59 @@ class JobInfo:
     @property
     def progress(self) -> float:
         return self.step / self.total_steps if self.total_steps else 0.0
+
+
+def check_arms(arms) -> tuple:
+    """The arms of a new run, checked: at least one, names distinct, specs valid."""
+    arms = tuple(arms)
+    if not arms:
+        raise JobError("a run needs at least one network")
+    if len({a.name for a in arms}) != len(arms):
+        raise JobError("the networks of one run need different names")
+    for arm in arms:
+        arm.spec.validate()
+    return arms
+
+
+def check_room(active: int, max_per_owner: int, waiting: int, max_queue: int) -> None:
+    """Refuse a new run when its owner has `max_per_owner` waiting or running already, or
+    the queue holds `max_queue` runs."""
+    if active >= max_per_owner:
+        raise JobError(
+            f"you already have {active} runs waiting or running (the limit is "
+            f"{max_per_owner}); stop one or wait for it to finish"
+        )
+    if waiting >= max_queue:
+        raise JobError(
+            f"the server's queue is full ({waiting} runs waiting); try again in a few minutes"
+        )
+
+
+def check_command(name: str, status: str, command: Command, arms) -> None:
+    """Refuse a command to an ended run, an unknown command or an unknown arm."""
+    if status not in ACTIVE:
+        raise JobError(f"{name} has already ended ({status}); start a new run")
+    if command.kind not in COMMANDS:
+        raise JobError(f"there is no command {command.kind!r}; use one of {COMMANDS}")
+    if command.arm is not None and command.arm not in arms:
+        raise JobError(f"{name} has no network named {command.arm!r}")
+
+
+def release_message(seconds: float) -> str:
+    """What a paused run that gave its training place away says."""
+    span = f"{seconds / 60:g} minutes" if seconds >= 60 else f"{seconds:g} seconds"
+    return (
+        f"paused for more than {span}, so it gave its training place to a run that was "
+        "waiting; after Resume it continues as soon as a place is free"
+    )
+
+
+def running_refusal(name: str, status: str) -> JobError:
+    """copy_model's refusal while the weights still move."""
+    return JobError(
+        f"{name} is {status}: pause it or let it finish first, so its weights stay still "
+        "while they are explained"
+    )
 
 
 class JobManager(abc.ABC):

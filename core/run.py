@@ -20,7 +20,14 @@ from core.errors import ExplainedError
 from core.model import Net, build
 from core.spec import NetSpec
 from core.telemetry import Event, RunLog
-from core.training import DivergedError, Interrupted, Trainer, describe_device, pick_device
+from core.training import (
+    DivergedError,
+    Interrupted,
+    Trainer,
+    describe_device,
+    layer_names,
+    pick_device,
+)
 
 QUEUED, RUNNING, PAUSED = "queued", "running", "paused"
 FINISHED, STOPPED, FAILED, DIVERGED, CANCELLED = (
@@ -81,6 +88,8 @@ class Run:
         interrupt: polled between arms, blocks and validation batches; when it returns
             True, `step` returns early with nothing half-done, so a waiting command (stop,
             pause) lands within a fraction of a step. The round goes on at the next call.
+        log_factory: (arm, layers, parameter names) -> the arm's RunLog; default: a
+            RunLog in memory.
     """
 
     def __init__(
@@ -90,6 +99,7 @@ class Run:
         config: TrainConfig,
         *,
         interrupt: Callable[[], bool] | None = None,
+        log_factory: Callable[[str, tuple[str, ...], tuple[str, ...]], RunLog] | None = None,
     ):
         self.config = config
         self.trainers: dict[str, Trainer] = {}
@@ -98,7 +108,11 @@ class Run:
             data = data.to(device)
         for arm in arms:
             net = build(arm.spec, seed=config.seed)
-            trainer = Trainer(net, data, config, interrupt=interrupt)
+            log = None
+            if log_factory is not None:  # e.g. a log that writes through to the run store
+                names = tuple(n for n, p in net.named_parameters() if p.requires_grad)
+                log = log_factory(arm.name, layer_names(net), names)
+            trainer = Trainer(net, data, config, log=log, interrupt=interrupt)
             spec = arm.spec.to_json(indent=None)
             # spec: as it is now (live skip toggles applied); spec_start: as submitted
             trainer.log.set_meta(arm=arm.name, spec=spec, spec_start=spec)

@@ -141,6 +141,8 @@ class Trainer:
         self.base_lr = c.lr
         self.last_batch = self._waiting_batch = None  # the latter: an interrupted step's
         self._batches = iter(())
+        # core.run_state: order stream at the epoch's draw, batches since, noise before
+        self.epoch_start, self.batch_pos, self.noise_before = None, 0, None
         self.eval_due = False  # a validation was cut short: it runs again first
         # Gradient norms add squares in float64, so a vanishing gradient of 1e-30 (squared:
         # 1e-60, zero in float32) still reads 1e-30. MPS has no float64: float32 there.
@@ -223,8 +225,11 @@ class Trainer:
         try:
             x, y = next(self._batches)
         except StopIteration:
+            self.epoch_start, self.batch_pos = self.order_gen.get_state(), 0
             self._batches = self.data.batches(self.config.batch_size, generator=self.order_gen)
             x, y = next(self._batches)
+        self.batch_pos += 1
+        self.noise_before = self.noise_gen.get_state()
         if self.config.augment:
             x = augment(x, generator=self.noise_gen)
         self._waiting_batch = self.last_batch = (self.prepare(x), y)

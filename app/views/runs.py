@@ -5,7 +5,7 @@ delete, export, share and import."""
 import streamlit as st
 
 from app import exports, live, runs_actions, runs_table, services, state
-from app.plain import literal
+from app.markup import plain
 from app.runs_upload import import_section
 from core.jobs import ACTIVE
 
@@ -35,7 +35,7 @@ chosen = st.selectbox(
 )
 row = by_id[chosen]
 if row.message:
-    st.caption(literal(row.message))
+    st.caption(plain(row.message))
 runs_actions.actions(mgr, owner, row)
 runs_actions.export_and_share(store, owner, row)
 
@@ -47,14 +47,14 @@ def _arm_downloads(logs: dict) -> None:
         stem = f"{exports.file_stem(chosen)}_{exports.file_stem(arm)}"
         cols = st.columns(2)
         cols[0].download_button(
-            f"{literal(arm)}: tables (zip of steps, evaluations, events CSV)",
+            f"{plain(arm)}: tables (zip of steps, evaluations, events CSV)",
             exports.arm_zip(chosen, arm, snap),
             file_name=f"{stem}.zip",
             mime="application/zip",
             key=f"zip_{chosen}_{arm}",
         )
         cols[1].download_button(
-            f"{literal(arm)}: network (spec JSON)",
+            f"{plain(arm)}: network (spec JSON)",
             snap.meta.get("spec", "{}"),
             file_name=f"{stem}.json",
             mime="application/json",

@@ -7,7 +7,7 @@ import time
 import streamlit as st
 
 from app import live, runs_table, services, state
-from app.plain import literal
+from app.markup import plain
 from app.runs_actions import LINK_INVALID
 
 link = state.shared_link()
@@ -17,7 +17,7 @@ if info is None:
     st.error(LINK_INVALID, icon=":material/link_off:")
     st.stop()
 
-st.title(literal(info.name))
+st.title(plain(info.name))
 best = "—" if info.best_val_accuracy is None else f"{info.best_val_accuracy:.1%}"
 dataset = runs_table.dataset_title(info)
 st.caption(
@@ -34,5 +34,5 @@ with st.expander("Training settings"):
     st.code(info.config_json, language="json")
 with st.expander("Networks"):
     for arm, (_, now) in store.specs(info.id).items():
-        st.markdown(f"**{literal(arm)}**")
+        st.markdown(f"**{plain(arm)}**")
         st.code(now.to_json() if now is not None else "{}", language="json")

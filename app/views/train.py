@@ -11,7 +11,7 @@ from app.choices import (
     SHORT_TITLES,
     SIZES,
 )
-from app.plain import literal
+from app.markup import plain
 from core.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from core.data import DataError, DataRequest
 from core.experiments import is_experiment
@@ -166,7 +166,7 @@ st.title("Train")
 owner = state.owner()
 spec = state.current_spec()
 st.caption(  # the name escaped: a name is never read as Markdown
-    f"Network: {literal(spec.name)} (change it on the Build page). "
+    f"Network: {plain(spec.name)} (change it on the Build page). "
     f"This server trains on {describe_device(pick_device())}."
 )
 job = _followed(owner)

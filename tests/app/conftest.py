@@ -25,6 +25,19 @@ def page(name: str) -> AppTest:
     return at
 
 
+@pytest.fixture(scope="session", autouse=True)
+def data_dir(tmp_path_factory):
+    """The run store (and the data directory) of the app's job manager, in a temporary
+    folder: runs train in worker processes that write there, never in the user's."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("RESNET_EXPLORER_DATA", str(tmp_path_factory.mktemp("data")))
+    yield
+    mgr = services.job_manager()
+    if hasattr(mgr, "shutdown"):
+        mgr.shutdown()
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def finished_run() -> str:
     mgr = services.job_manager()

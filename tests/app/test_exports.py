@@ -7,8 +7,9 @@ import zipfile
 import pandas as pd
 
 from app import exports
-from app.plain import literal
+from app.markup import plain
 from core.telemetry import Event
+from tests.app.test_build_view import shown
 from tests.app.test_figures import make_snapshot
 
 
@@ -57,5 +58,6 @@ def test_the_zip_of_one_net_holds_its_tables_and_spec():
 
 def test_a_name_is_shown_literally_in_a_label():
     name = "**bold** [x](http://e) `code` ~s~ $m$ <b>"
-    assert literal(name) == r"\*\*bold\*\* \[x\]\(http://e\) \`code\` \~s\~ \$m\$ \<b\>"
-    assert literal("ResNet-8 narrow · 16px") == "ResNet-8 narrow · 16px"
+    for text in (name, "ResNet-8 narrow · 16px"):
+        assert shown(plain(text)) == text  # what a reader sees is what was typed
+    assert "**" not in plain(name) and "[x](" not in plain(name)

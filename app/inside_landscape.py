@@ -1,0 +1,124 @@
+"""The Inside page's loss landscape tab (Li et al. 2018): a 1D and a 2D slice through the
+trained weights along filter-normalised random directions, and the straight line from the
+initial to the final weights; plain and residual twins on one grid and one colour scale.
+Drawing only; `core.landscape` computes."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+import torch
+
+from app import inside_figures as fig
+from app import inside_run as run
+from app import inside_tables as tables
+from app.explain_run import compute
+from core.inside import scaled_progress
+from core.jobs import JobInfo
+from core.landscape import LandscapeSettings, compare, interpolation
+from core.model import summary
+
+# Multiply-adds of one landscape at the CPU defaults: about a minute on a 2-core CPU
+# (measured: ResNet-20 twins at 32x32, 11x11 points on 256 images, 2.5e12 in about 70 s).
+CPU_BUDGET = 1.5e12
+KINDS = {
+    "2d": "2D contour and surface",
+    "1d": "1D slice",
+    "line": "Interpolation: initial → final weights",
+}
+
+
+def defaults(specs) -> tuple[int, int]:
+    """(grid, images) for the nets of `specs`: on a GPU a 21x21 grid on 1,024 images; on
+    a CPU an 11x11 grid on as many images (32 to 256) as fit CPU_BUDGET multiply-adds,
+    about a minute for the twins on a 2-core CPU (ResNet-20 at 32x32: 128 images)."""
+    if torch.cuda.is_available():
+        return 21, 1024
+    grid = 11
+    macs = sum(summary(s).totals["mult-adds"] for s in specs) or 1
+    images = CPU_BUDGET / (grid * grid * macs)
+    return grid, int(min(256, max(32, images // 32 * 32)))
+
+
+def landscape_tab(mgr, owner: str, info: JobInfo, arms: list[str]) -> None:
+    st.caption(
+        "The training loss around the trained weights, along random directions scaled "
+        "filter by filter to the weights (Li et al. 2018), on a fixed subset of training "
+        "images. Residual nets tend to sit in wider, smoother valleys."
+    )
+    kind = st.radio("Show", list(KINDS), format_func=KINDS.get, horizontal=True, key="in_ls_kind")
+    settings = _settings(info, arms, kind)
+    if st.button("Compute", type="primary", icon=":material/landscape:", key=f"in_ls_go_{kind}"):
+        found = compute(
+            f"the {KINDS[kind].lower()}",
+            "in_landscape",
+            lambda progress: _landscape(mgr, owner, info, arms, kind, settings(), progress),
+        )
+        if found is not None:
+            run.keep(f"landscape_{kind}", info.id, found)
+    found = run.result(f"landscape_{kind}", info.id)
+    if found is not None:
+        show_landscape(kind, *found, job=info.id)
+
+
+def _settings(info: JobInfo, arms: list[str], kind: str):
+    """The settings' widgets (their defaults sized for this run's nets); a function that
+    makes the LandscapeSettings, called when a computation starts (it checks them)."""
+    grid0, images0 = defaults([info.specs[a] for a in arms if a in info.specs])
+    c = st.columns(4)
+    grid = c[0].number_input("Grid (points per axis)", 3, 101, grid0, key=f"in_ls_grid_{info.id}")
+    span = c[1].number_input("Range ±", 0.1, 10.0, 1.0, step=0.25, key="in_ls_span")
+    images = c[2].number_input(
+        "Training images", 16, 50_000, images0, step=32, key=f"in_ls_images_{info.id}"
+    )
+    seed = c[3].number_input("Seed", 0, 2**31 - 1, 0, key="in_ls_seed")
+    low, high = (0.0, 1.0) if kind == "line" else (-span, span)
+    if kind == "line":
+        st.caption(
+            "α = 0 is the run's initial weights (rebuilt from its seed), α = 1 the trained "
+            "ones; the range is 0 to 1."
+        )
+    return lambda: LandscapeSettings(
+        grid=int(grid), low=float(low), high=float(high), images=int(images), seed=int(seed)
+    )
+
+
+def _landscape(mgr, owner, info, arms, kind, settings, progress):
+    start = time.monotonic()
+    nets, data = run.copy_nets(mgr, owner, info.id, arms)
+    if kind == "line":
+        out = {}
+        for k, (arm, net) in enumerate(nets.items()):
+            inner = scaled_progress(progress, k / len(nets), (k + 1) / len(nets))
+            first = run.initial_net(mgr, owner, info, arm, net)
+            out[arm] = interpolation(first, net, data, settings, progress=inner)
+    else:
+        out = compare(nets, data, settings, dims=2 if kind == "2d" else 1, progress=progress)
+    return out, settings, time.monotonic() - start
+
+
+def show_landscape(kind: str, slices, settings, seconds: float, *, job: str) -> None:
+    n = next(iter(slices.values())).images
+    st.caption(
+        f"{settings.grid} points per axis · {n:,} training images · seed {settings.seed} · "
+        f"computed in {seconds:.1f} s"
+    )
+    name = run.filename(job, "landscape", kind)
+    if kind == "2d":
+        run.chart(
+            fig.contour_figure(slices),
+            "in_ls_contour",
+            name + "_contour",
+            tables.slice_2d_csv(slices),
+        )
+        run.chart(fig.surface_figure(slices), "in_ls_surface", name + "_surface")
+    elif kind == "1d":
+        run.chart(fig.slice_1d_figure(slices), "in_ls_1d", name, tables.slice_1d_csv(slices))
+    else:
+        figure = fig.slice_1d_figure(
+            slices,
+            title="Loss from the initial to the trained weights",
+            x="α (0: initial, 1: trained)",
+        )
+        run.chart(figure, "in_ls_line", name, tables.slice_1d_csv(slices))
