@@ -1,4 +1,4 @@
-"""app/exports.py and app/plain.py: each table its own tidy CSV that pandas reads back
+"""app/exports.py and app/markup.py: each table its own tidy CSV that pandas reads back
 whole, and names shown exactly as typed."""
 
 import io

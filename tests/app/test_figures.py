@@ -109,7 +109,7 @@ def resnet110_run():
 
 def test_figures_import_without_streamlit():
     code = (
-        "import sys, app.figures, app.style, app.markers, app.exports, app.plain; "
+        "import sys, app.figures, app.style, app.markers, app.exports, app.markup; "
         "assert 'streamlit' not in sys.modules, 'streamlit imported'"
     )
     done = subprocess.run(

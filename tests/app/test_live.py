@@ -166,8 +166,8 @@ def test_compare_finds_its_running_experiment_after_a_reload(long_run):
         assert not at.exception
         assert at.session_state[state.COMPARE_JOB] == job
         assert at.session_state[state.COMPARE_TAB] == choices.LIVE_TAB
-        shown = [*_progress(at), *(str(i.value) for i in at.info)]
-        assert any("Race: 8 layers, narrow" in text for text in shown)
+        texts = [read_as(t) for t in (*_progress(at), *(str(i.value) for i in at.info))]
+        assert any("Race: 8 layers, narrow" in text for text in texts)
     finally:
         mgr.cancel(job, OWNER)
         mgr.wait(job, timeout=60)

@@ -16,6 +16,7 @@ from core.jobs import Arm, JobError
 from core.run_import import import_run
 from core.store import RunStore, StoreError
 from tests.app.conftest import OWNER, ROOT, TIMEOUT, page
+from tests.app.test_build_view import shown
 from tests.core.helpers import separable_data, tiny_spec
 from tests.core.test_export import store_run
 
@@ -169,7 +170,7 @@ def test_import_of_a_good_zip_adds_the_run(stored, store, tmp_path):
     at = page("runs").run()
     at.file_uploader(key=state.RUNS_IMPORT).upload("lesson.zip", data, "application/zip").run()
     assert not at.exception, at.exception
-    message = at.success[0].value
+    message = shown(at.success[0].value)  # as read: the file name is escaped Markdown
     assert message.startswith("Imported lesson.zip as run ")
     new = message.removeprefix("Imported lesson.zip as run ").removesuffix(".")
     assert store.run(new).owner == OWNER
@@ -193,7 +194,7 @@ def test_import_of_a_bad_zip_names_the_file_and_the_problem(stored, store, conte
     at = page("runs").run()
     at.file_uploader(key=state.RUNS_IMPORT).upload("run.zip", content, "application/zip").run()
     assert not at.exception, at.exception
-    error = at.error[0].value
+    error = shown(at.error[0].value)
     assert error.startswith("run.zip was not imported: ")
     assert says in error
     assert {r.id for r in store.list_runs(OWNER)} == before  # nothing half-stored
@@ -248,8 +249,8 @@ def test_a_store_that_cannot_save_says_so(tmp_path, monkeypatch):
     monkeypatch.setattr(services, "_store", RunStore(tmp_path))
     at = page("runs").run()
     assert not at.exception, at.exception
-    assert at.warning[0].value.startswith("Runs are not being saved: ")
-    assert "is a folder, not a file" in at.warning[0].value
+    assert shown(at.warning[0].value).startswith("Runs are not being saved: ")
+    assert "is a folder, not a file" in shown(at.warning[0].value)
 
 
 def test_a_database_moved_aside_is_reported_and_the_page_goes_on(tmp_path, monkeypatch):

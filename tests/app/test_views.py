@@ -7,6 +7,7 @@ from core.presets import PRESETS
 from core.spec import NetSpec, PoolSpec
 from core.store import RunStore
 from tests.app.conftest import OWNER, page
+from tests.app.test_build_view import shown
 
 
 def _texts(at):
@@ -78,7 +79,7 @@ def test_runs_view_lists_opens_and_exports(finished_run, run_store):
     row = table[table["run"] == finished_run].iloc[0]
     assert row["status"] == "finished" and row["networks"] == "Plain-8, ResNet-8"
     at.selectbox(key=state.RUNS_OPEN).set_value(finished_run).run()
-    labels = [b.label for b in at.get("download_button")]
+    labels = [shown(b.label) for b in at.get("download_button")]  # as read
     assert "Plain-8: tables (zip of steps, evaluations, events CSV)" in labels
     assert "ResNet-8: network (spec JSON)" in labels
     assert len(at.get("plotly_chart")) == 4
