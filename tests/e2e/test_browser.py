@@ -118,7 +118,9 @@ def _token(page) -> str | None:
     return match.group(1) if match else None
 
 
+LANDING = "Lessons"  # the landing page's heading
 PAGES = {  # link -> heading
+    "Lessons": LANDING,
     "Build": "Build a network",
     "Train": "Train",
     "Compare": "Compare plain and residual",
@@ -184,12 +186,14 @@ def test_build_train_toggle_stop_in_a_real_browser(server, page, tmp_path):
     SHOTS.mkdir(exist_ok=True)
     outside = []  # the app works offline: nothing is fetched from another host (the icon)
     page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(server) else None)
-    page.goto(server)
-    page.get_by_role("heading", name="Build a network").wait_for()
+    page.goto(server)  # the landing page: the lessons
+    page.get_by_role("heading", name=LANDING).wait_for()
     token = until(lambda: _token(page), what="the owner token in the landing page's URL")
     page.reload()  # the landing page keeps its token too
-    page.get_by_role("heading", name="Build a network").wait_for()
+    page.get_by_role("heading", name=LANDING).wait_for()
     until(lambda: _token(page) == token, what="the same token after reloading the landing page")
+    page.get_by_role("link", name="Build").click()
+    page.get_by_role("heading", name="Build a network").wait_for()
     page.locator('[data-testid="stPlotlyChart"]').first.wait_for()  # the diagram
     assert "3 of 3" in page.locator('[data-testid="stMetric"]').nth(3).inner_text()
 

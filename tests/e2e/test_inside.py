@@ -64,6 +64,7 @@ def _fill(page, label: str, value: str) -> None:  # noqa: F811
 
 def test_lesion_study_and_loss_landscape_of_a_trained_run(server, page):  # noqa: F811
     page.goto(server)
+    page.get_by_role("link", name="Build").click()
     page.get_by_role("heading", name="Build a network").wait_for()
 
     # a tiny run: 500 Shapes, two epochs
