@@ -54,7 +54,7 @@ def prepare_resume(store: RunStore, row: RunInfo) -> int:
     Raises:
         JobError: an arm has no readable checkpoint.
     """
-    steps, specs = [], {}
+    steps, specs = {}, {}
     for arm in row.arms:
         try:
             found = _checkpoint(store, row, arm)
@@ -65,13 +65,19 @@ def prepare_resume(store: RunStore, row: RunInfo) -> int:
         if found is None:
             raise JobError(f"{row.name} cannot be resumed: {why}; start it again as a new run")
         header = found[1]
-        steps.append(int(header["step"]))
+        steps[arm] = int(header["step"])
         specs[arm] = header.get("extra", {}).get("spec")
-    step = min(steps)
+    step = min(steps.values())
     db = store.connect()
     with transaction(db):
-        for table in ("steps", "evals", "events"):
-            db.execute(f"DELETE FROM {table} WHERE run_id = ? AND step > ?", (row.id, step))
+        # Per arm: twin arms can be checkpointed a step apart (one was cut off mid-step),
+        # and each continues from its own step.
+        for arm, arm_step in steps.items():
+            for table in ("steps", "evals", "events"):
+                db.execute(
+                    f"DELETE FROM {table} WHERE run_id = ? AND arm = ? AND step > ?",
+                    (row.id, arm, arm_step),
+                )
         for arm, spec in specs.items():
             if spec:
                 db.execute(
