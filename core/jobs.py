@@ -116,7 +116,7 @@ class LocalJobManager(JobManager):
     # -- the interface ------------------------------------------------------------------
 
     def submit(self, owner: str, name: str, arms, data, config: TrainConfig) -> str:
-        arms = check_arms(arms)
+        arms = check_arms(arms, config)
         config.validate(len(data.y_train) if isinstance(data, TensorData) else None)
         with self._lock:
             mine = [j for j in self._jobs.values() if j.owner == owner and j.status in ACTIVE]

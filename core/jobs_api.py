@@ -10,11 +10,13 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 
 from core.config import TrainConfig
 from core.data import TensorData
 from core.errors import ExplainedError
+from core.plan import check_memory, make_plan
 from core.run import ACTIVE, COMMANDS, Command
 from core.spec import NetSpec
 from core.telemetry import RunLog
@@ -57,8 +59,9 @@ class JobInfo:
         return self.step / self.total_steps if self.total_steps else 0.0
 
 
-def check_arms(arms) -> tuple:
-    """The arms of a new run, checked: at least one, names distinct, specs valid."""
+def check_arms(arms, config: TrainConfig | None = None) -> tuple:
+    """The arms of a new run, checked: at least one, names distinct, specs valid, and
+    (given the run's settings) their training memory within the caps and the device."""
     arms = tuple(arms)
     if not arms:
         raise JobError("a run needs at least one network")
@@ -66,7 +69,31 @@ def check_arms(arms) -> tuple:
         raise JobError("the networks of one run need different names")
     for arm in arms:
         arm.spec.validate()
+    if config is not None:
+        check_device_memory(arms, config.batch_size, free_device_bytes(config.device))
     return arms
+
+
+def free_device_bytes(device: str) -> int | None:
+    """Free memory of the CUDA device a run would train on; None elsewhere (a CPU's
+    memory is the worker's cap, and only the plan's caps apply at submit)."""
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.cuda.mem_get_info()[0]
+    return None
+
+
+def check_device_memory(arms, batch_size: int, free: int | None) -> int:
+    """At submit: each network's training memory within the caps and the free memory, and
+    all of a run's networks (resident at once, trained in turn) together too. Returns the
+    bytes they need."""
+    needed = sum(check_memory(make_plan(a.spec), batch_size, free) for a in arms)
+    if free is not None and needed > free:
+        raise JobError(
+            f"the {len(arms)} networks of this run need {needed / 2**30:.1f} GiB together for "
+            f"training, {needed / free:.1f}x the {free / 2**30:.1f} GiB free on the GPU now; "
+            "use a smaller batch size, or race fewer networks at once"
+        )
+    return needed
 
 
 def check_room(active: int, max_per_owner: int, waiting: int, max_queue: int) -> None:

@@ -247,6 +247,13 @@ class RunStore:
         rows = self.connect().execute(q + " ORDER BY r.created DESC", args).fetchall()
         return [info_from_row(r) for r in rows]
 
+    def uploads_in_use(self) -> set[str]:
+        """The digests of the uploaded zips that stored runs (of anyone) trained on: kept
+        on disk while a run may be resumed or explained."""
+        rows = self.connect().execute("SELECT data FROM runs").fetchall()
+        requests = (json.loads(r[0] or "{}").get("request") or {} for r in rows)
+        return {q["upload"] for q in requests if isinstance(q, dict) and q.get("upload")}
+
     def run(self, run_id: str) -> RunInfo:
         row = self.connect().execute(INFO_QUERY + " WHERE r.id = ?", (run_id,)).fetchone()
         if row is None:

@@ -104,7 +104,7 @@ class ProcessJobManager(JobManager):
     ) -> str:
         """Queue a run. `data`: the TensorData (handed to the worker when `request` is
         None, else only read here for its size and classes, the worker loads `request`)."""
-        arms = check_arms(arms)
+        arms = check_arms(arms, config)
         if isinstance(data, DataRequest):
             data, request = None, data
         n = len(data.y_train) if data is not None else None

@@ -47,7 +47,9 @@ def _upload() -> None:
         report = state.upload_report(zipped.file_id)
         if report is None:
             with st.spinner("Checking every image…"):
-                report = import_upload(zipped.getvalue(), owner=state.owner())
+                report = import_upload(
+                    zipped.getvalue(), owner=state.owner(), keep=services.store().uploads_in_use()
+                )
             state.set_upload(zipped.file_id, report)
     except DataError as e:
         state.set_upload(None, None)

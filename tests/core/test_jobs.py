@@ -213,3 +213,31 @@ def test_weights_can_be_copied_only_while_no_step_can_run(manager):
         manager.copy_model(job, "alice", "nope")
     with pytest.raises(JobError, match="there is no run"):
         manager.copy_model(job, "bob", "resnet8_narrow")
+
+
+def test_submit_refuses_a_batch_whose_training_memory_is_over_the_cap(manager):
+    from core.plan import make_plan
+    from core.presets import cifar_resnet
+    from core.spec import SpecError
+
+    spec = cifar_resnet(3, residual=True, input_shape=(3, 128, 128), num_classes=2)
+    per_image = make_plan(spec).activations * 4  # float32 activations autograd keeps
+    fits = 16 * 1024**3 // per_image  # the most images under the 16 GiB cap
+    assert fits < 4096  # so the settings themselves allow one more
+    config = TrainConfig(steps=1, batch_size=fits + 1, **CPU)
+    with pytest.raises(SpecError, match=rf"use batch size {fits:,} or less"):
+        manager.submit("alice", "too big", [Arm("r20", spec)], DATA, config)
+    assert manager.list("alice") == []  # refused before anything was queued
+
+
+def test_a_runs_networks_must_fit_the_free_device_memory_together():
+    from core.jobs_api import check_device_memory
+
+    twins = arms("plain8_narrow", "resnet8_narrow")
+    alone = check_device_memory(twins[:1], 16, None)
+    check_device_memory(twins, 16, 2 * alone + 1)  # both fit
+    with pytest.raises(JobError) as refused:
+        check_device_memory(twins, 16, alone + alone // 2)  # each fits, not both
+    message = str(refused.value)
+    assert message.startswith("the 2 networks of this run need ")
+    assert "1.3x the " in message and message.endswith("race fewer networks at once")

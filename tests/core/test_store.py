@@ -285,3 +285,14 @@ def test_the_store_overhead_bench_runs(capsys):
     assert ratio > 0
     out = capsys.readouterr().out
     assert "ratio stored/memory" in out and "(saving: True)" in out
+
+
+def test_uploads_in_use_are_the_zips_any_stored_run_trained_on(tmp_path):
+    store = RunStore(tmp_path)
+    digest = "ab" * 32
+    upload = {"name": "upload", "request": {"name": "upload", "upload": digest}}
+    store.create_run("ann", "mine", arms={"a": SPEC}, config=CFG, data=upload)
+    store.create_run("bob", "theirs", arms={"a": SPEC}, config=CFG, data={"name": "shapes"})
+    assert store.uploads_in_use() == {digest}  # every owner's: a zip may be shared
+    store.delete(store.list_runs("ann")[0].id, "ann")
+    assert store.uploads_in_use() == set()
