@@ -146,8 +146,8 @@ def test_an_ended_run_lets_go_of_its_model_optimizer_and_data(manager):
     assert len(manager.logs(job, "alice")["net"].snapshot().steps) >= 2
 
 
-@pytest.mark.parametrize("n_arms", [1, 4])
-def test_the_eta_at_a_fifth_of_the_run_is_within_a_quarter_of_the_time_taken(manager, n_arms):
+def _eta_and_time_taken(manager, n_arms: int) -> tuple[float, float]:
+    """The ETA shown at a fifth of a run, and the time the rest of it then took."""
     arms = [Arm(f"net{i}", tiny_spec()) for i in range(n_arms)]
     steps = 200 // n_arms  # about as long either way
     cfg = TrainConfig(steps=steps, batch_size=16, eval_every=10**6, **CPU)
@@ -158,5 +158,18 @@ def test_the_eta_at_a_fifth_of_the_run_is_within_a_quarter_of_the_time_taken(man
     )
     start = time.monotonic()
     assert manager.wait(job) == "finished"
-    taken = time.monotonic() - start
-    assert info.eta_seconds == pytest.approx(taken, rel=0.25)
+    return info.eta_seconds, time.monotonic() - start
+
+
+@pytest.mark.parametrize("n_arms", [1, 4])
+def test_the_eta_at_a_fifth_of_the_run_is_within_a_quarter_of_the_time_taken(manager, n_arms):
+    # Wall clock against wall clock: other work that starts or stops on the machine in
+    # mid-run changes the pace the ETA was computed from. Up to three runs; one must hold
+    # (before the fix every run was about n_arms times too high, see test_run's exact one).
+    tries = []
+    for _ in range(3):
+        eta, taken = _eta_and_time_taken(manager, n_arms)
+        tries.append((round(eta, 2), round(taken, 2)))
+        if eta == pytest.approx(taken, rel=0.25):
+            return
+    pytest.fail(f"the ETA at 20% against the time the rest took, three runs: {tries}")
