@@ -96,6 +96,12 @@ def add_events(fig: go.Figure, events: list[tuple[Event, list[str]]], n_arms: in
     fig.update_layout(
         shapes=[*fig.layout.shapes, *shapes], annotations=[*fig.layout.annotations, *notes]
     )
+    _add_markers(fig, events, n_arms)
+
+
+def _add_markers(fig: go.Figure, events: list[tuple[Event, list[str]]], n_arms: int) -> None:
+    """One hoverable triangle trace per event kind at the top of the plot, on a hidden 0-1
+    axis (yaxis2) laid over it; the hover names the arms when there are several."""
     for kind, (name, colour, _) in EVENT_STYLES.items():
         hits = [(e, arms) for e, arms in events if e.kind == kind]
         if not hits:

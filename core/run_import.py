@@ -70,18 +70,7 @@ def import_run(
         StoreFullError: the owner is at the cap on stored runs.
     """
     files = _read_zip(data, limits)
-    meta = _json(files, "run.json", dict)
-    if meta.get("format") != FORMAT:
-        _fail(f"has format {meta.get('format')!r}; this version reads format {FORMAT}", "run.json")
-    arms = meta.get("arms")
-    if not isinstance(arms, list) or not 1 <= len(arms) <= limits.max_arms:
-        _fail(f"must list 1 to {limits.max_arms} arms", "run.json")
-    if not all(isinstance(a, str) and safe_arm_name(a) for a in arms) or len(set(arms)) < len(arms):
-        _fail("has an arm name that is not letters, digits, - or _", "run.json")
-    unexpected = sorted(set(files) - entry_names(arms))
-    if unexpected:
-        expected = ", ".join(sorted(entry_names(arms)))
-        _fail(f"is not part of a run export (expected only: {expected})", unexpected[0])
+    meta, arms = _meta_and_arms(files, limits)
     config = _parse("config.json", lambda: TrainConfig.from_json(_text(files, "config.json")))
     specs = {a: _spec(files, f"spec-{a}.json") for a in arms}
     starts = meta.get("spec_start") if isinstance(meta.get("spec_start"), dict) else {}
@@ -121,6 +110,24 @@ def import_run(
     writer.close()
     store.finish(run_id, status, _short(meta.get("message"), "", limits), results={})
     return run_id
+
+
+def _meta_and_arms(files: dict[str, bytes], limits: ImportLimits) -> tuple[dict, list[str]]:
+    """run.json's contents and its arm names, checked: the format this version reads, 1 to
+    max_arms safe distinct names, and no entry in the zip that is not part of the run."""
+    meta = _json(files, "run.json", dict)
+    if meta.get("format") != FORMAT:
+        _fail(f"has format {meta.get('format')!r}; this version reads format {FORMAT}", "run.json")
+    arms = meta.get("arms")
+    if not isinstance(arms, list) or not 1 <= len(arms) <= limits.max_arms:
+        _fail(f"must list 1 to {limits.max_arms} arms", "run.json")
+    if not all(isinstance(a, str) and safe_arm_name(a) for a in arms) or len(set(arms)) < len(arms):
+        _fail("has an arm name that is not letters, digits, - or _", "run.json")
+    unexpected = sorted(set(files) - entry_names(arms))
+    if unexpected:
+        expected = ", ".join(sorted(entry_names(arms)))
+        _fail(f"is not part of a run export (expected only: {expected})", unexpected[0])
+    return meta, arms
 
 
 def _read_zip(data: bytes, lim: ImportLimits) -> dict[str, bytes]:

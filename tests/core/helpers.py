@@ -14,16 +14,20 @@ def separable_data(n: int = 256, size: int = 8, seed: int = 0) -> TensorData:
     g = torch.Generator().manual_seed(seed)
     y = torch.arange(n) % 2
     x = torch.rand(n, 3, size, size, generator=g) * 0.5 + 0.5 * y.view(-1, 1, 1, 1)
-    split = n * 3 // 4
+    return split_data("separable", ("dim", "bright"), x, y, n * 3 // 4, mean=(0.5, 0.5, 0.5))
+
+
+def split_data(name: str, classes, x, y, n_train: int, mean, std=(0.3, 0.3, 0.3)) -> TensorData:
+    """The first n_train images for training, the rest for validation."""
     return TensorData(
-        name="separable",
-        classes=("dim", "bright"),
-        x_train=x[:split],
-        y_train=y[:split],
-        x_val=x[split:],
-        y_val=y[split:],
-        mean=(0.5, 0.5, 0.5),
-        std=(0.3, 0.3, 0.3),
+        name=name,
+        classes=tuple(classes),
+        x_train=x[:n_train],
+        y_train=y[:n_train],
+        x_val=x[n_train:],
+        y_val=y[n_train:],
+        mean=mean,
+        std=std,
     )
 
 

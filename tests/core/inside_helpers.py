@@ -4,6 +4,7 @@ number (a perfectly separable set would give 100 % everywhere and prove nothing)
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -11,7 +12,7 @@ from core.config import TrainConfig
 from core.data import TensorData
 from core.model import Net, build
 from core.training import Trainer
-from tests.core.helpers import tiny_spec
+from tests.core.helpers import split_data, tiny_spec
 
 CLASSES = ("a", "b", "c", "d")
 
@@ -21,16 +22,7 @@ def noise_data(n_train: int = 96, n_val: int = 64, size: int = 8, seed: int = 0)
     x = torch.rand(n_train + n_val, 3, size, size, generator=g)
     y = torch.randint(0, len(CLASSES), (n_train + n_val,), generator=g)
     x = x + 0.3 * y.view(-1, 1, 1, 1) / len(CLASSES)  # a weak signal, so some are right
-    return TensorData(
-        name="noise",
-        classes=CLASSES,
-        x_train=x[:n_train],
-        y_train=y[:n_train],
-        x_val=x[n_train:],
-        y_val=y[n_train:],
-        mean=(0.6, 0.6, 0.6),
-        std=(0.3, 0.3, 0.3),
-    )
+    return split_data("noise", CLASSES, x, y, n_train, mean=(0.6, 0.6, 0.6))
 
 
 def trained(key: str, data: TensorData, steps: int = 6, seed: int = 0) -> Net:
@@ -41,6 +33,25 @@ def trained(key: str, data: TensorData, steps: int = 6, seed: int = 0) -> Net:
     while not trainer.done:
         trainer.step()
     return net
+
+
+def twin_fixtures(depth: int):
+    """Module-scoped fixtures (data, resnet, plain): noise_data() and the tiny narrow twins
+    of `depth` layers trained on it. Use: `data, resnet, plain = twin_fixtures(8)`."""
+
+    @pytest.fixture(scope="module")
+    def data():
+        return noise_data()
+
+    @pytest.fixture(scope="module")
+    def resnet(data):
+        return trained(f"resnet{depth}_narrow", data)
+
+    @pytest.fixture(scope="module")
+    def plain(data):
+        return trained(f"plain{depth}_narrow", data)
+
+    return data, resnet, plain
 
 
 def normalised(data: TensorData, split: str = "val") -> tuple[torch.Tensor, torch.Tensor]:

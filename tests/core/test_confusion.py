@@ -16,21 +16,12 @@ from tests.core.helpers import tiny_spec
 from tests.core.inside_helpers import (
     CLASSES,
     assert_same_weights,
-    noise_data,
     normalised,
-    trained,
+    twin_fixtures,
     weights,
 )
 
-
-@pytest.fixture(scope="module")
-def data():
-    return noise_data()
-
-
-@pytest.fixture(scope="module")
-def resnet(data):
-    return trained("resnet8_narrow", data)
+data, resnet, plain = twin_fixtures(8)
 
 
 def test_counts_rates_and_recall_equal_scikit_learns():

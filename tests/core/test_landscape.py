@@ -21,29 +21,16 @@ from core.model import build
 from tests.core.helpers import tiny_spec
 from tests.core.inside_helpers import (
     assert_same_weights,
-    noise_data,
     normalised,
     oracle_loss_and_accuracy,
-    trained,
+    twin_fixtures,
     weights,
 )
 
 ALL = 96  # every training image of noise_data(): the oracle needs no subset
 
 
-@pytest.fixture(scope="module")
-def data():
-    return noise_data()
-
-
-@pytest.fixture(scope="module")
-def resnet(data):
-    return trained("resnet8_narrow", data)
-
-
-@pytest.fixture(scope="module")
-def plain(data):
-    return trained("plain8_narrow", data)
+data, resnet, plain = twin_fixtures(8)
 
 
 def test_the_centre_is_the_trained_net_and_a_corner_is_the_moved_net(data, resnet):

@@ -16,7 +16,7 @@ from tests.core.inside_helpers import (
     noise_data,
     normalised,
     oracle_loss_and_accuracy,
-    trained,
+    twin_fixtures,
     weights,
 )
 
@@ -32,19 +32,7 @@ class ShortcutOnly(nn.Module):
         return self.shortcut(x)
 
 
-@pytest.fixture(scope="module")
-def data():
-    return noise_data()
-
-
-@pytest.fixture(scope="module")
-def resnet(data):
-    return trained("resnet14_narrow", data)
-
-
-@pytest.fixture(scope="module")
-def plain(data):
-    return trained("plain14_narrow", data)
+data, resnet, plain = twin_fixtures(14)
 
 
 def hand_built(net, blocks, stand_in):

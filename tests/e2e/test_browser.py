@@ -6,14 +6,10 @@ A missing browser fails this test (CI installs Chromium); it is never skipped si
 
 import os
 import re
-import socket
-import subprocess
-import sys
-import urllib.request
-from pathlib import Path
 
 import pytest
 
+from tests.e2e.serving import ROOT, browser_page, start_server
 from tests.waiting import wait_for
 
 
@@ -24,87 +20,21 @@ def until(condition, what: str, timeout: float = 60.0):
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-]
 # Screenshots go to a temporary folder, or to assets/ for the README with
 # `make screenshots` (which sets RESNET_EXPLORER_SHOTS=assets).
 SHOTS_ENV = "RESNET_EXPLORER_SHOTS"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _healthy(url: str, proc: subprocess.Popen) -> bool:
-    if proc.poll() is not None:
-        raise RuntimeError(f"streamlit exited early:\n{proc.stdout.read()}")
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-            return r.read().strip() == b"ok"
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = _free_port()
-    env = {**os.environ, "RESNET_EXPLORER_DATA": str(tmp_path_factory.mktemp("data"))}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app/streamlit_app.py",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: _healthy(url, proc), timeout=90, what=f"{url}/_stcore/health", every=0.2)
+    with start_server({"RESNET_EXPLORER_DATA": str(tmp_path_factory.mktemp("data"))}) as (url, _):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")
 def page(server):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"Chromium is not at {CHROMIUM}: install it with `apt-get install -y "
-            "chromium` (or set CHROMIUM to its path); the browser test needs it"
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 1200})
-        page.set_default_timeout(60_000)
+    with browser_page(viewport={"width": 1600, "height": 1200}) as page:
         yield page
-        browser.close()
 
 
 def _step(page) -> int:

@@ -9,8 +9,6 @@ the other run finishes.
 import os
 import signal
 import statistics
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -18,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from core.store import RunStore
-from tests.e2e.test_browser import ARGS, CHROMIUM, ROOT, _free_port, _healthy, until
-from tests.waiting import wait_for
+from tests.e2e.serving import launch, start_server
+from tests.e2e.test_browser import until
 
 pytestmark = pytest.mark.e2e
 POLL_S, MEASURE_S = 0.05, 15.0
@@ -30,24 +28,9 @@ VIEW = {"width": 1600, "height": 1200}
 def server(tmp_path_factory):
     """`streamlit run` with two training places and a data folder of its own."""
     data = tmp_path_factory.mktemp("health-data")
-    port = _free_port()
-    env = {**os.environ, "RESNET_EXPLORER_DATA": str(data), "RESNET_EXPLORER_MAX_RUNNING": "2"}
-    cmd = [sys.executable, "-m", "streamlit", "run", "app/streamlit_app.py"]
-    cmd += ["--server.port", str(port), "--server.address", "127.0.0.1"]
-    cmd += ["--server.headless", "true"]
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: _healthy(url, proc), timeout=90, what="the server", every=0.2)
+    env = {"RESNET_EXPLORER_DATA": str(data), "RESNET_EXPLORER_MAX_RUNNING": "2"}
+    with start_server(env) as (url, proc):
         yield url, proc, data
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def health_ms(url: str) -> float:
@@ -85,12 +68,10 @@ def start_run(context, url: str, epochs: int) -> None:
 def test_the_server_answers_while_two_runs_train_and_one_worker_is_killed(server):
     url, proc, data = server
     server_pid = proc.pid
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium is not at {CHROMIUM}; the health test drives it")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = launch(p)
         start_run(browser.new_context(viewport=VIEW), url, epochs=200)  # the one to kill
         start_run(browser.new_context(viewport=VIEW), url, epochs=2)  # the one that finishes
         pids = until(lambda: len(workers(server_pid)) == 2 and workers(server_pid), "2 workers")

@@ -3,53 +3,18 @@ Inside page, compute its lesion study and a small loss landscape, and see their 
 Starts its own `streamlit run` on a free port (the fixtures of tests/e2e/test_browser.py).
 """
 
-import os
-import random
-import socket
-import subprocess
-import sys
-
 import pytest
 
-from tests.e2e.test_browser import ROOT, _healthy, page, until  # noqa: F401  (page: a fixture)
-from tests.waiting import wait_for
+from tests.e2e.serving import start_server
+from tests.e2e.test_browser import page, until  # noqa: F401  (page: a fixture)
 
 pytestmark = pytest.mark.e2e
 
 
-def _port() -> int:
-    """A free port in 20000-30000 (the range this project's helpers may use)."""
-    for _ in range(200):
-        port = random.randint(20000, 30000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 20000-30000")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = _port()
-    env = {**os.environ, "RESNET_EXPLORER_DATA": str(tmp_path_factory.mktemp("data"))}
-    command = [sys.executable, "-m", "streamlit", "run", "app/streamlit_app.py"]
-    command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
-    command += ["--server.headless", "true"]
-    proc = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: _healthy(url, proc), timeout=90, what=f"{url}/_stcore/health", every=0.2)
+    with start_server({"RESNET_EXPLORER_DATA": str(tmp_path_factory.mktemp("data"))}) as (url, _):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _visible_charts(page) -> int:  # noqa: F811

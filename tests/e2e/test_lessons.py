@@ -7,61 +7,33 @@ assets/ with RESNET_EXPLORER_SHOTS=assets. The seconds each lesson took are prin
 """
 
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_browser import ARGS, CHROMIUM, SHOTS_ENV, _free_port, _healthy, until
-from tests.waiting import wait_for
+from tests.e2e.serving import ROOT, browser_page, start_server
+from tests.e2e.test_browser import SHOTS_ENV, until
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 SIZE_ENV = "RESNET_EXPLORER_LESSON_SIZE"
 RUN_LIMIT_S = 1200  # a deadline for the wait, not a claim about speed
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = _free_port()
     env = {
-        **os.environ,
         "RESNET_EXPLORER_DATA": str(tmp_path_factory.mktemp("data")),
         SIZE_ENV: os.environ.get(SIZE_ENV, "tiny"),
     }
-    command = [sys.executable, "-m", "streamlit", "run", "app/streamlit_app.py"]
-    command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
-    command += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    proc = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: _healthy(url, proc), timeout=90, what=f"{url}/_stcore/health", every=0.2)
+    with start_server(env) as (url, _):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")
 def page(server):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium is not at {CHROMIUM}: install it, or set CHROMIUM to its path")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 1000}, locale="de-DE")
-        page.set_default_timeout(60_000)
+    with browser_page(viewport={"width": 1600, "height": 1000}, locale="de-DE") as page:
         yield page
-        browser.close()
 
 
 def _click(page, key: str) -> None:
