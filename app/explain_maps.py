@@ -105,7 +105,9 @@ def _maps(mgr, owner, info, arms, images: ImageChoice, settings, progress) -> Im
 
 def _choose_images(classes: tuple[str, ...]) -> ImageChoice:
     c = st.columns([2, 1, 1, 1])
-    how = c[0].radio(_("Which"), list(PICKS), format_func=PICKS.get, horizontal=True, key="ex_how")
+    how = c[0].radio(
+        _("Which"), list(PICKS), format_func=PICKS.get, horizontal=True, key=state.EXPLAIN_PICK
+    )
     k = c[1].slider(_("How many"), 1, 8, 4, key="ex_k")
     cls = None
     if how == "class":

@@ -41,7 +41,7 @@ def choose_run(runs: list[JobInfo]) -> JobInfo | None:
         _("Run"),
         list(by_id),
         format_func=lambda r: f"{r} · {by_id[r].name} · {by_id[r].status}",
-        key="ex_run",
+        key=state.EXPLAIN_RUN,
     )
     info = by_id[job]
     if info.status in (QUEUED, RUNNING):  # its weights change under our feet

@@ -205,8 +205,8 @@ def set_explain_pending(what: str | None) -> None:
 
 
 # --- Runs page and share links -------------------------------------------------------------
-# Widget keys the Runs page and its tests read back; the Explain page's run select (its key
-# is spelled "ex_run" in app/explain_run.py, which should take it from here).
+# Widget keys the Runs page and its tests read back; the Explain page's run select and its
+# choice of images, which the Runs and Inside pages set before opening Explain.
 RUNS_FILTER, RUNS_IMPORT, RUNS_OVERLAY = "runs_filter", "runs_import", "runs_overlay"
 EXPLAIN_RUN, EXPLAIN_PICK = "ex_run", "ex_how"
 # Session keys: the runs waiting for a delete confirmation, the last export made, the
