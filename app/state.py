@@ -30,6 +30,33 @@ DEGRADATION_STEPS = "degradation_steps"
 OVERLAY_PICK, RUNS_OPEN = "overlay_pick", "runs_open"
 INIT_DEPTHS, INIT_BN, INIT_ACT = "init_depths", "init_bn", "init_act"
 COMPARE_TAB, _OPEN_TAB = "compare_tab", "open_tab"
+LANG_SELECT, PRESENT_TOGGLE = "lang_select", "present_toggle"
+# The lesson page keeps one value of each kind per lesson: `lesson_key(kind, lesson)`.
+LESSON_JOBS, LESSON_PICK, LESSON_STEP = "lesson_jobs_", "lesson_pick_", "lesson_step_"
+LESSON_RAN, LESSON_TIMES = "lesson_ran_", "lesson_times_"  # times: [started, seen ended]
+
+
+def widget_value(key: str, default=None):
+    """The value of the widget with this key (one of the constants above)."""
+    return st.session_state.get(key, default)
+
+
+def set_widget_value(key: str, value) -> None:
+    """Set a widget's value before it is drawn (e.g. from the URL)."""
+    st.session_state[key] = value
+
+
+def lesson_key(kind: str, lesson: str) -> str:
+    """The session key (or the widget key, for LESSON_PICK) of one lesson's value."""
+    return kind + lesson
+
+
+def lesson_value(kind: str, lesson: str, default=None):
+    return st.session_state.get(lesson_key(kind, lesson), default)
+
+
+def set_lesson_value(kind: str, lesson: str, value) -> None:
+    st.session_state[lesson_key(kind, lesson)] = value
 
 
 def owner() -> str:
