@@ -236,6 +236,18 @@ def set_explain_pending(what: str | None) -> None:
 # choice of images, which the Runs and Inside pages set before opening Explain.
 RUNS_FILTER, RUNS_IMPORT, RUNS_OVERLAY = "runs_filter", "runs_import", "runs_overlay"
 EXPLAIN_RUN, EXPLAIN_PICK = "ex_run", "ex_how"
+# The Explain page's other widgets that tests set: the method, images, block and button of
+# the maps tab, and the two check tabs' methods, image count and button (prefix + suffix).
+EXPLAIN_METHOD, EXPLAIN_K, EXPLAIN_BLOCK = "ex_method", "ex_k", "ex_block"
+EXPLAIN_GO, EXPLAIN_PER_IMAGE = "ex_go", "ex_per_image"
+EXPLAIN_SANITY, EXPLAIN_LOCALISATION = "ex_san", "ex_loc"
+
+
+def window_key(side: int) -> str:
+    """The occlusion window's widget on images `side` pixels wide."""
+    return f"ex_window_{side}"
+
+
 # Session keys: the runs waiting for a delete confirmation, the last export made, the
 # last import's file and result.
 RUNS_DELETE, RUNS_EXPORT, RUNS_IMPORTED = "runs_to_delete", "runs_exported", "runs_imported"
