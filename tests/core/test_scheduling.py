@@ -207,3 +207,38 @@ def test_the_policy_reads_the_teachers_settings():
     bad = Policy.from_env({"RESNET_EXPLORER_GPU_SHARE": "80%"})
     assert bad.gpu_share == Policy().gpu_share  # not a number: the default, and a warning
     assert math.isclose(Policy.from_env({}).owner_seconds, 0.0)
+
+
+# -- the process manager follows the same policy (one short test: workers are spawned) ----
+
+
+def test_the_process_manager_queues_fairly_and_lands_a_command_at_its_step(tmp_path):
+    from core.config import TrainConfig
+    from core.run import Arm, Command
+    from core.workers import ProcessJobManager
+    from tests.core.helpers import separable_data, tiny_spec
+    from tests.waiting import wait_for
+
+    mgr = ProcessJobManager(
+        tmp_path, max_running=1, threads_per_job=1, flush_s=0.05, policy=Policy(max_per_client=3)
+    )
+    data, net = separable_data(), [Arm("net", tiny_spec())]
+    cfg = TrainConfig(steps=12, batch_size=16, eval_every=6, device="cpu", precision="fp32")
+    try:
+        a1 = mgr.submit("alice", "a1", net, data, TrainConfig(**(vars(cfg) | {"steps": 10**5})))
+        a2 = mgr.submit("alice", "a2", net, data, cfg, client="10.0.0.9")
+        b1 = mgr.submit("bob", "b1", net, data, cfg, client="10.0.0.9")
+        assert [mgr.info(j, o).queue_position for j, o in ((b1, "bob"), (a2, "alice"))] == [1, 2]
+        mgr.submit("carol", "c1", net, data, cfg, client="10.0.0.9")
+        with pytest.raises(JobError, match=r"^3 runs from this computer are waiting"):
+            mgr.submit("dave", "d1", net, data, cfg, client="10.0.0.9")
+        mgr.send(b1, "bob", Command("skip", on=False, at_step=5))  # waits while b1 queues
+        wait_for(lambda: mgr.info(a1, "alice").step >= 1, 180, "a1 training")
+        mgr.cancel(a1, "alice")
+        assert mgr.wait(b1, 180) == "finished"
+        assert mgr.info(a2, "alice").status in ("queued", "running")  # b1 went first
+        skips = [(e.step, e.detail) for e in mgr.logs(b1, "bob")["net"].snapshot().events]
+        assert skips[0] == (5, "skip off: all blocks")
+        assert not any(mgr.info(b1, "bob").skips["net"].values())  # stored as it is now
+    finally:
+        mgr.shutdown()
