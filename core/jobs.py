@@ -137,7 +137,8 @@ class LocalJobManager(JobManager):
 
     def list(self, owner: str) -> list[JobInfo]:
         with self._lock:
-            return [self._info(j) for j in self._jobs.values() if j.owner == owner]
+            places = self._positions()
+            return [job_info(j, places.get(j.id)) for j in self._jobs.values() if j.owner == owner]
 
     def logs(self, job_id: str, owner: str) -> dict[str, RunLog]:
         with self._lock:

@@ -39,6 +39,9 @@ class SlotQueue:
 
     def _send_released(self, slot: Slot, row: RunInfo, command: Command) -> None:
         """A command to a paused run without a worker. Caller holds the lock."""
+        if command.at_step is not None and command.kind != "resume":
+            slot.pending.append(command)  # for a step to come: sent when it trains again
+            return
         if command.kind == "resume":  # first in the queue: it had its place before
             slot.released, slot.resume = False, True
             self.store.update_run(

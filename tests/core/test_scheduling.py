@@ -242,3 +242,34 @@ def test_the_process_manager_queues_fairly_and_lands_a_command_at_its_step(tmp_p
         assert not any(mgr.info(b1, "bob").skips["net"].values())  # stored as it is now
     finally:
         mgr.shutdown()
+
+
+def test_a_command_for_a_later_step_survives_a_release_and_resume_in_a_new_worker(tmp_path):
+    """The pause lands at step 5 exactly; the paused run gives its worker up, and the new
+    worker that resumes it still applies the lr change at step 20, once."""
+    from core.config import TrainConfig
+    from core.run import Arm, Command
+    from core.workers import ProcessJobManager
+    from tests.core.helpers import separable_data, tiny_spec
+    from tests.waiting import wait_for
+
+    mgr = ProcessJobManager(
+        tmp_path, max_running=1, threads_per_job=1, flush_s=0.05, pause_release_s=0.3
+    )
+    data, net = separable_data(), [Arm("net", tiny_spec())]
+    cfg = TrainConfig(steps=30, batch_size=16, eval_every=10, device="cpu", precision="fp32")
+    try:
+        a = mgr.submit("alice", "a", net, data, cfg)
+        mgr.send(a, "alice", Command("pause", at_step=5))
+        mgr.send(a, "alice", Command("lr", value=0.05, at_step=20))
+        wait_for(lambda: mgr.info(a, "alice").status == "paused", 180, "the pause at step 5")
+        b = mgr.submit("bob", "b", net, data, TrainConfig(**(vars(cfg) | {"steps": 3})))
+        assert mgr.wait(b, 180) == "finished"  # a gave its place away
+        mgr.send(a, "alice", Command("resume"))
+        assert mgr.wait(a, 180) == "finished"
+        events = [(e.kind, e.step) for e in mgr.logs(a, "alice")["net"].snapshot().events]
+        assert [e for e in events if e[0] in ("pause", "lr")] == [("pause", 5), ("lr", 20)]
+        steps = mgr.logs(a, "alice")["net"].snapshot().steps
+        assert [r.lr for r in steps if r.step in (20, 21)] == [pytest.approx(0.1), 0.05]
+    finally:
+        mgr.shutdown()
