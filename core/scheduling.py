@@ -3,7 +3,7 @@ policy both job managers follow (core.jobs on threads, core.workers in processes
 
 Pure: every function takes the state it decides on (the waiting and running runs, the
 training time each owner used, the clock, the free GPU memory) and returns a decision or
-raises a `JobError` whose message says what to do. No threads, no torch, no store.
+raises a `JobError` whose message says what to do. No threads, no torch work, no store.
 
 - Fair: the next run to start is the oldest waiting run of the owner who held a training
   place least in the last `window_s` (round robin between owners), and the queue

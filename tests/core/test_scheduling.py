@@ -273,3 +273,30 @@ def test_a_command_for_a_later_step_survives_a_release_and_resume_in_a_new_worke
         assert [r.lr for r in steps if r.step in (20, 21)] == [pytest.approx(0.1), 0.05]
     finally:
         mgr.shutdown()
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_runs_train_together_while_their_memory_fits():
+    """Real CUDA: two small runs start at once with one CPU place (they are admitted by
+    memory, not by CPU places); a share too small for one run refuses it at submit."""
+    from core.config import TrainConfig
+    from core.jobs import LocalJobManager
+    from core.run import Arm
+    from tests.core.helpers import separable_data, tiny_spec
+    from tests.waiting import wait_for
+
+    data, net = separable_data(), [Arm("net", tiny_spec())]
+    cfg = TrainConfig(steps=10**5, batch_size=16, device="cuda")
+    m = LocalJobManager(max_running=1, threads_per_job=1)
+    jobs = [m.submit(o, "x", net, data, cfg) for o in ("alice", "bob")]
+    try:
+        for job, owner in zip(jobs, ("alice", "bob"), strict=True):
+            wait_for(lambda j=job, o=owner: m.info(j, o).step >= 2, 120, f"{owner} training")
+        assert m.running_threads() == 2
+    finally:
+        for job, owner in zip(jobs, ("alice", "bob"), strict=True):
+            m.cancel(job, owner)
+            m.wait(job)
+    tight = LocalJobManager(policy=Policy(gpu_share=1e-9))
+    with pytest.raises(JobError, match=r"GiB more than the 0.00 GiB the runs of this server"):
+        tight.submit("alice", "x", net, data, cfg)
