@@ -33,19 +33,24 @@ def transfer_tab(mgr, owner: str, info: JobInfo) -> None:
         )
     )
     c = st.columns(2)
-    arm = c[0].selectbox(_("Start from"), list(info.arms), key=f"in_tr_arm_{info.id}")
+    arm = c[0].selectbox(_("Start from the network"), list(info.arms), key=f"in_tr_arm_{info.id}")
     names = [n for n in DATASET_TITLES if n != "upload" or state.upload_digest()]
     name = c[1].selectbox(
-        _("Train on"), names, format_func=lambda n: _(DATASET_TITLES[n]), key="in_tr_data"
+        _("New data"), names, format_func=lambda n: _(DATASET_TITLES[n]), key="in_tr_data"
     )
     c = st.columns(3)
-    size = c[0].selectbox(_("Image size (px)"), SIZES[name], key=f"in_tr_size_{name}")
+    size = c[0].selectbox(_("Image side (px)"), SIZES[name], key=f"in_tr_size_{name}")
     modes = list(MODE_LABELS)
     mode = c[1].radio(
         _("What trains"), modes, format_func=lambda m: _(MODE_LABELS[m]), key="in_tr_mode"
     )
     steps = c[2].number_input(
-        _("Steps"), 10, CAPS.max_transfer_steps, CAPS.transfer_steps, step=50, key="in_tr_steps"
+        _("Training steps per net"),
+        10,
+        CAPS.max_transfer_steps,
+        CAPS.transfer_steps,
+        step=50,
+        key="in_tr_steps",
     )
     if st.button(
         _("Start the transfer race"), type="primary", icon=":material/play_arrow:", key="in_tr_go"
