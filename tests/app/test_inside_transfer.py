@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from app import services
+from app.inside_run import initial_net
 from core.transfer import HEAD_KEYS, SCRATCH, TRANSFERRED, is_transfer
 from tests.app.conftest import OWNER, page
 
@@ -46,6 +47,12 @@ def test_the_button_starts_a_two_arm_race_from_the_chosen_net(finished_run):
     src, now = source.state_dict(), dict(moved.named_parameters())
     body = [n for n in now if n not in HEAD_KEYS]
     assert body and all(torch.equal(now[n].detach().cpu(), src[n].cpu()) for n in body)
+    # the interpolation's start for the transferred net: the source's weights, not its seed's
+    first = dict(initial_net(mgr, OWNER, info, TRANSFERRED, moved).named_parameters())
+    assert all(torch.equal(first[n].detach().cpu(), src[n].cpu()) for n in body)
+    scratch = dict(initial_net(mgr, OWNER, info, SCRATCH, moved).named_parameters())
+    assert torch.equal(scratch["head.fc.weight"], first["head.fc.weight"])  # one seed
+    assert not torch.equal(scratch["stem.conv.weight"], first["stem.conv.weight"])
 
 
 def test_data_the_net_cannot_take_is_refused_and_nothing_starts(finished_run):
