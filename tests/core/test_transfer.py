@@ -1,6 +1,8 @@
 """Transfer: which weights carry over, which are new, what trains, and what is refused."""
 
 import dataclasses
+import os
+import signal
 
 import pytest
 import torch
@@ -8,7 +10,7 @@ import torch
 from core.arm_init import init_from_bytes, init_path, init_to_bytes
 from core.checkpoint import CheckpointError
 from core.config import TrainConfig
-from core.data import TensorData
+from core.data import DataRequest, TensorData, load
 from core.model import build
 from core.presets import PRESETS
 from core.run import Run
@@ -23,6 +25,7 @@ from core.transfer import (
 )
 from core.workers import ProcessJobManager
 from tests.core.helpers import separable_data, tiny_spec
+from tests.waiting import wait_for
 
 
 def _trained(seed: int = 3):
@@ -199,3 +202,31 @@ def test_a_transfer_race_in_a_worker_process_starts_from_the_file(tmp_path):
     body = [n for n in now if n not in HEAD_KEYS]
     assert all(torch.equal(now[n].detach().cpu(), src[n]) for n in body)
     assert now["head.fc.weight"].shape == (5, src["head.fc.weight"].shape[1])
+
+
+def test_a_killed_transfer_run_resumes_to_the_uninterrupted_weights(tmp_path):
+    """The worker rebuilds the start (and the frozen set) from the file before loading its
+    checkpoint over it: the resumed run ends where an uninterrupted one does."""
+    source, spec = _trained()
+    request = DataRequest(name="shapes", size=8, n=240)
+    target = load(request)
+    config = TrainConfig(steps=60, batch_size=16, lr=0.05, device="cpu", precision="fp32")
+    arms = transfer_race(source, spec, target, "head", seed=config.seed)
+    mgr = ProcessJobManager(tmp_path, threads_per_job=1, checkpoint_every=7, flush_s=0.05)
+    try:
+        job = mgr.submit("ann", "Transfer: resumed", arms, request, config)
+        wait_for(lambda: mgr.info(job, "ann").step >= 16, 180, "training")
+        os.kill(mgr.worker_pid(job), signal.SIGKILL)
+        wait_for(lambda: mgr.worker_pid(job) is None, 30, "the worker's end")
+        assert mgr.info(job, "ann").status == "interrupted"
+        mgr.resume(job, "ann")
+        assert mgr.wait(job, 180) == "finished", mgr.info(job, "ann").message
+        resumed = {a: mgr.copy_model(job, "ann", a)[0].state_dict() for a in (TRANSFERRED, SCRATCH)}
+    finally:
+        mgr.shutdown()
+    oracle = Run(arms, target, config)
+    while not oracle.ended:
+        oracle.step()
+    for arm, state in resumed.items():
+        for name, want in oracle.trainers[arm].net.state_dict().items():
+            torch.testing.assert_close(state[name].cpu(), want, rtol=1e-5, atol=1e-6)
