@@ -91,9 +91,9 @@ def main(argv=None) -> dict[str, tuple[float, float]]:
     }
     seconds = {name: _timed(fn) for name, fn in runs.items()}
     print(f"train step (batch {args.batch}): {step[0] * 1000:.0f} ms, CPU {step[1] * 1000:.0f} ms")
-    print(f"{'experiment':36} {'wall s':>8} {'x step':>7} {'CPU s':>8} {'x step':>7}")
+    print(f"{'experiment':40} {'wall s':>8} {'x step':>7} {'CPU s':>8} {'x step':>7}")
     for name, (wall, cpu) in seconds.items():
-        print(f"{name:36} {wall:8.2f} {wall / step[0]:7.1f} {cpu:8.2f} {cpu / step[1]:7.1f}")
+        print(f"{name:40} {wall:8.2f} {wall / step[0]:7.1f} {cpu:8.2f} {cpu / step[1]:7.1f}")
     n_val = min(args.images, len(data.y_val))
     print(f"(lesions on {n_val} validation images, landscape on {s.images} training images)")
     print("targets (wall seconds):")
