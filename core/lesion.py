@@ -161,6 +161,12 @@ def lesioned(net: Net, blocks: Iterable[int]) -> Iterator[Net]:
             del block.forward
 
 
+def _check_settings(images: int, draws: int, seed: int, where: str) -> None:
+    checks.whole(images, "the number of images", 1, MAX_IMAGES, where=where, error=InsideError)
+    checks.whole(draws, "the number of draws", 0, MAX_DRAWS, where=where, error=InsideError)
+    checks.whole(seed, "the seed", 0, 2**31 - 1, where=where, error=InsideError)
+
+
 def lesion_study(
     net: Net,
     data: TensorData,
@@ -185,9 +191,7 @@ def lesion_study(
         Cancelled: `cancel` was set.
     """
     where = "lesion study"
-    checks.whole(images, "the number of images", 1, MAX_IMAGES, where=where, error=InsideError)
-    checks.whole(draws, "the number of draws", 0, MAX_DRAWS, where=where, error=InsideError)
-    checks.whole(seed, "the seed", 0, 2**31 - 1, where=where, error=InsideError)
+    _check_settings(images, draws, seed, where)
     check_fits(net, data, where)
     found, kept = removable(net)
     if not found:
