@@ -92,8 +92,8 @@ def _add_curve(fig, arm, snap: Snapshot, metric, scale, fmt, colour) -> None:
         return
     fig.add_trace(
         go.Scatter(
-            x=snap.column("step"),
-            y=snap.column(metric) * scale,
+            x=snap.column("step").astype(np.int64),  # whole numbers: shorter to send
+            y=(snap.column(metric) * scale).astype(np.float32),
             mode="lines",
             name=f"{arm} · train",
             legendgroup=arm,
@@ -127,7 +127,7 @@ def _add_validation(fig, arm, snap, metric, scale, fmt, colour, family, max_poin
 def _record_at(snapshot: Snapshot, step: int | None) -> StepRecord:
     """The latest record, or the last one logged at or before `step` (else the first)."""
     if step is None:
-        return snapshot.steps[-1]
+        return snapshot.last
     before = [r for r in snapshot.steps if r.step <= step]
     return before[-1] if before else snapshot.steps[0]
 

@@ -10,6 +10,7 @@ import re
 import threading
 
 from core.downsample import Buckets
+from core.spec import NetSpec
 from core.store import RunStore
 from core.telemetry import Snapshot
 
@@ -43,17 +44,36 @@ class StoredLog:
         self._lock = threading.Lock()
         self._last: Snapshot | None = None
         self._charts: dict[int, Buckets] = {}  # max_points -> the steps so far, bucketed
+        self._raw_specs: tuple = (None, None)
+        self._compact_specs: tuple[str | None, str | None] = (None, None)
 
     def _read(self, after: int) -> tuple[Snapshot, dict]:
         """The steps after step `after`, every evaluation and event, and the meta."""
         new = self.store.snapshot(self.run_id, self.arm, after=after)
-        spec = self.store.specs(self.run_id).get(self.arm, (None, None))
+        start, now = self._specs()
         meta = dict(self.meta, **new.meta)
-        if spec[1] is not None:
-            meta["spec"] = spec[1].to_json(indent=None)
-        if spec[0] is not None:
-            meta["spec_start"] = spec[0].to_json(indent=None)
+        if now is not None:
+            meta["spec"] = now
+        if start is not None:
+            meta["spec_start"] = start
         return new, meta
+
+    def _specs(self) -> tuple[str | None, str | None]:
+        """The arm's spec at the start and now, as compact JSON; parsed again only when
+        the stored text changed (a live skip toggle), not on every poll."""
+        row = (
+            self.store.connect()
+            .execute(
+                "SELECT spec_start, spec_now FROM arms WHERE run_id = ? AND arm = ?",
+                (self.run_id, self.arm),
+            )
+            .fetchone()
+        )
+        raw = tuple(row) if row else (None, None)
+        if raw != self._raw_specs:
+            compact = (NetSpec.from_json(t).to_json(indent=None) if t else None for t in raw)
+            self._raw_specs, self._compact_specs = raw, tuple(compact)
+        return self._compact_specs
 
     @staticmethod
     def _version(steps: int, new: Snapshot, meta: dict) -> int:

@@ -8,7 +8,7 @@ import re
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import choices, live, services, state
+from app import choices, live, live_figures, services, state
 from app.markup import plain
 from core import experiments
 from core.config import TrainConfig
@@ -103,16 +103,16 @@ def test_figures_are_reused_while_the_run_has_no_new_step(finished_run):
     at = page("train")
     at.session_state[state.ACTIVE_JOB] = finished_run
     at.run()
-    mark, drawn = at.session_state[state.LIVE_CHARTS]["train"]
-    assert mark[:2] == (finished_run, "finished") and len(drawn) == 4
+    cache = at.session_state[state.LIVE_CHARTS]["train"]
+    drawn = list(cache.drawn)
+    assert cache.rebuilt == list(live_figures.NAMES) and len(drawn) == 4
     at.run()
-    again = at.session_state[state.LIVE_CHARTS]["train"][1]
-    assert all(a is b for a, b in zip(again, drawn, strict=True))
-    at.toggle(key=state.log_scale_key("train")).set_value(
-        True
-    ).run()  # the reader's choice: rebuilt
-    rebuilt = at.session_state[state.LIVE_CHARTS]["train"][1]
-    assert rebuilt[0] is not drawn[0] and rebuilt[0].layout.yaxis.type == "log"
+    cache = at.session_state[state.LIVE_CHARTS]["train"]
+    assert cache.rebuilt == [] and all(a is b for a, b in zip(cache.drawn, drawn, strict=True))
+    at.toggle(key=state.log_scale_key("train")).set_value(True).run()  # the reader's choice
+    cache = at.session_state[state.LIVE_CHARTS]["train"]
+    assert cache.rebuilt == ["loss"] and cache.drawn[0].layout.yaxis.type == "log"
+    assert all(a is b for a, b in zip(cache.drawn[1:], drawn[1:], strict=True))
 
 
 def test_names_are_shown_as_typed_not_as_markdown():

@@ -1,0 +1,172 @@
+"""What one live refresh of a student's charts costs the server, at 100, 20,000 and
+300,000 logged steps: CPU seconds and the bytes of the figures sent, against step 100.
+
+The logs are built through the real logging API (a RunLog for the thread backend; a
+RunWriter into SQLite, read back by a StoredLog, for the process backend), with the
+layers of the nets the app trains. One refresh is what the live panel's two fragments do
+after a few new steps: each arm's chart snapshot (app.live_figures.MAX_POINTS), the
+training time and the verdict for the status line, the figures rebuilt where their data
+changed (app.live_figures.LiveFigures) and serialised as st.plotly_chart does
+(plotly.io.to_json). The first refresh of a page opened on a long run (it folds in the
+whole log once) is printed apart. Then a CSV download of 300,000 steps: the Runs page's
+zip of tables (app.exports.arm_zip) and the run export's metrics file
+(core.export.metrics_csv), each from a stored snapshot.
+
+Targets: at most 20 ms of CPU and 100 kB a refresh at any length; the CSV in 2 s.
+Run: .venv/bin/python bench/refresh_cost.py [--arms 1|4] [--lengths 100 20000 300000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import _util
+import numpy as np
+import plotly.io
+
+from app import exports
+from app.live_figures import MAX_POINTS, LiveFigures
+from core import experiments
+from core.config import TrainConfig
+from core.export import metrics_csv
+from core.model import build
+from core.store import RunStore
+from core.store_view import StoredLog
+from core.store_writer import RunWriter
+from core.telemetry import RunLog, StepRecord
+from core.training import layer_names
+
+CPU_MS, KB, CSV_S = 20.0, 100.0, 2.0
+NEW_STEPS = 10  # steps logged between two refreshes (about 5 s of a small run)
+ROUNDS = 5
+
+
+def nets(arms: int) -> dict[str, tuple[str, ...]]:
+    """arm -> layer names: ResNet-56 alone, or the degradation experiment's four nets."""
+    specs = experiments.degradation_nets()
+    chosen = specs[-1:] if arms == 1 else specs
+    return {spec.name: layer_names(build(spec, seed=0)) for spec in chosen}
+
+
+def record(step: int, n: int, rng: np.random.Generator) -> StepRecord:
+    norms = rng.lognormal(-3, 1, size=(3, n))
+    return StepRecord(
+        step=step,
+        epoch=step / 400,
+        loss=2.3 / (1 + step / 1000) + float(rng.random()) * 0.1,
+        accuracy=min(1.0, step / 20_000 + float(rng.random()) * 0.1),
+        lr=0.1,
+        grad_norms=tuple(norms[0].tolist()),
+        weight_norms=tuple(norms[1].tolist()),
+        update_ratios=tuple(norms[2].tolist()),
+        images_per_s=500.0,
+        seconds=step * 0.2,
+    )
+
+
+class Logs:
+    """The arms' logs on one backend, and a way to log more steps to all of them."""
+
+    def __init__(self, backend: str, layers: dict[str, tuple[str, ...]], folder: str):
+        self.rng, self.step = np.random.default_rng(0), 0
+        self.layers = layers
+        if backend == "threads":
+            self.writing = {arm: RunLog(names) for arm, names in layers.items()}
+            self.reading, self.writer = self.writing, None
+            return
+        self.store = RunStore(folder)
+        cfg = TrainConfig(steps=10**6)
+        arms = dict(zip(layers, experiments.degradation_nets()[-len(layers) :], strict=True))
+        self.run = self.store.create_run("bench", "refresh", arms=arms, config=cfg)
+        self.writer = RunWriter(self.store, self.run, every_s=3600, every_n=10**9)
+        self.writing = {arm: self.writer.log(arm, names) for arm, names in layers.items()}
+        self.reading = {arm: StoredLog(self.store, self.run, arm) for arm in layers}
+
+    def log_until(self, step: int) -> None:
+        while self.step < step:
+            self.step += 1
+            for arm, log in self.writing.items():
+                log.append_step(record(self.step, len(self.layers[arm]), self.rng))
+            if self.writer is not None and self.step % 20_000 == 0:
+                self.writer.flush()
+        if self.writer is not None:
+            self.writer.flush()
+
+
+def refresh(logs: dict, panel: LiveFigures) -> int:
+    """One refresh of the status line and the charts; returns the bytes of the figures."""
+    snapshots = {arm: log.chart_snapshot(MAX_POINTS) for arm, log in logs.items()}
+    experiments.training_seconds(snapshots)
+    experiments.verdict(experiments.DEGRADATION_NAME, snapshots)
+    snapshots = {arm: log.chart_snapshot(MAX_POINTS) for arm, log in logs.items()}
+    arm = next(iter(snapshots))
+    figs = panel.figures("run", snapshots, (arm, lambda: logs[arm].chart_snapshot(200)))
+    return sum(len(plotly.io.to_json(f, validate=False)) for f in figs)
+
+
+def measure(logs: Logs, length: int) -> tuple[float, float, float]:
+    """(first refresh ms, ms a refresh, kB a refresh) once `length` steps are logged."""
+    logs.log_until(length - NEW_STEPS * ROUNDS)
+    panel = LiveFigures()
+    start = time.process_time()
+    refresh(logs.reading, panel)
+    first = time.process_time() - start
+    cpu, sent = 0.0, 0
+    for _ in range(ROUNDS):
+        logs.log_until(logs.step + NEW_STEPS)
+        start = time.process_time()
+        sent += refresh(logs.reading, panel)
+        cpu += time.process_time() - start
+    return first * 1e3, cpu / ROUNDS * 1e3, sent / ROUNDS / 1e3
+
+
+def csv_seconds(logs: Logs) -> dict[str, float]:
+    """Seconds to read one arm's steps from the store and write them as CSV."""
+    arm = next(iter(logs.layers))
+    out = {}
+    start = time.perf_counter()
+    snap = logs.store.snapshot(logs.run, arm)
+    out["read from the store"] = time.perf_counter() - start
+    start = time.perf_counter()
+    exports.arm_zip(logs.run, arm, snap)
+    out["Runs page: zip of tables (app.exports.arm_zip)"] = time.perf_counter() - start
+    start = time.perf_counter()
+    metrics_csv(snap)
+    out["run export: metrics CSV (core.export.metrics_csv)"] = time.perf_counter() - start
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--arms", type=int, choices=(1, 4), default=1)
+    ap.add_argument("--lengths", type=int, nargs="+", default=[100, 20_000, 300_000])
+    ap.add_argument("--backends", nargs="+", default=["processes", "threads"])
+    args = ap.parse_args(argv)
+    _util.header("live refresh cost: CPU and bytes per refresh against the run's length")
+    layers = nets(args.arms)
+    print(f"arms: {', '.join(f'{a} ({len(n)} layers)' for a, n in layers.items())}")
+    print(f"one refresh after {NEW_STEPS} new steps, mean of {ROUNDS}; CPU = process time")
+    for backend in args.backends:
+        with tempfile.TemporaryDirectory() as folder:
+            logs = Logs(backend, layers, folder)
+            base = None
+            for length in sorted(args.lengths):
+                first, ms, kb = measure(logs, length)
+                base = base or ms
+                ok = "met" if ms <= CPU_MS and kb <= KB else "NOT met"
+                print(
+                    f"{backend:9} {length:>8,} steps: {ms:6.1f} ms, {kb:6.1f} kB a refresh "
+                    f"(x{ms / base:.2f} of the first length; first open {first:,.0f} ms) "
+                    f"target <= {CPU_MS:.0f} ms, <= {KB:.0f} kB: {ok}"
+                )
+            if backend == "processes" and max(args.lengths) >= 300_000:
+                for what, s in csv_seconds(logs).items():
+                    print(f"CSV of {logs.step:,} steps, {what}: {s:.2f} s (target <= {CSV_S} s)")
+            if logs.writer is not None:
+                logs.writer.close()
+
+
+if __name__ == "__main__":
+    main()
