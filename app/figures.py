@@ -24,8 +24,8 @@ from app.style import (
     Z_MIN,
     arm_colours,
     band_colorscale,
+    band_levels,
     family_of_name,
-    log_norms,
     positive,
     shades,
     style,
@@ -92,7 +92,7 @@ def _add_curve(fig, arm, snap: Snapshot, metric, scale, fmt, colour) -> None:
         return
     fig.add_trace(
         go.Scatter(
-            x=snap.column("step").astype(np.int64),  # whole numbers: shorter to send
+            x=snap.column("step").astype(np.int32),  # whole numbers: shorter to send
             y=(snap.column(metric) * scale).astype(np.float32),
             mode="lines",
             name=f"{arm} · train",
@@ -205,19 +205,20 @@ def grad_heatmap(snapshot: Snapshot, *, max_points: int = 200) -> go.Figure:
         return waiting(title)
     snap = snapshot.downsample(max_points)
     norms = snap.matrix("grad_norms").T  # (layers, steps)
+    z, per = band_levels(norms)
     fig = go.Figure(
         go.Heatmap(
-            z=log_norms(norms).astype(np.float32),
+            z=z,
             x=snap.column("step"),
             y=list(snap.layers),
             customdata=norms.astype(np.float32),
-            zmin=Z_MIN,
-            zmax=Z_MAX,
+            zmin=Z_MIN * per,
+            zmax=Z_MAX * per,
             zauto=False,
             colorscale=band_colorscale(),
             colorbar={
                 "title": {"text": "gradient<br>L2 norm", "font": {"size": TICK_SIZE}},
-                "tickvals": [(lo + hi) / 2 for _, lo, hi, _ in BANDS],
+                "tickvals": [(lo + hi) / 2 * per for _, lo, hi, _ in BANDS],
                 "ticktext": [name for name, *_ in BANDS],
                 "tickfont": {"size": TICK_SIZE},
             },

@@ -225,6 +225,17 @@ def log_norms(norms: np.ndarray) -> np.ndarray:
     return np.clip(z, Z_MIN, Z_MAX)
 
 
+def band_levels(norms: np.ndarray) -> tuple[np.ndarray, int]:
+    """Heatmap values for the stepped colour scale, and their units per decade: tenths
+    of a decade as int8 (a quarter of float32's bytes; band edges are whole tenths, so
+    flooring keeps every value in its band), or float32 log10 where a norm is NaN (a gap,
+    which int8 cannot hold)."""
+    z = log_norms(norms)
+    if np.isnan(z).any():
+        return z.astype(np.float32), 1
+    return np.floor(np.round(z * 10, 6)).astype(np.int8), 10
+
+
 def band_colorscale() -> list[list]:
     """A stepped colorscale over [Z_MIN, Z_MAX]: one flat colour per band."""
     scale = []
