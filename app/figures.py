@@ -26,6 +26,7 @@ from app.style import (
     band_colorscale,
     band_levels,
     family_of_name,
+    new_figure,
     positive,
     shades,
     style,
@@ -73,7 +74,7 @@ def curves_figure(
     title, y_title, scale, fmt = _METRICS[metric]
     if not any(s.steps or s.evals for s in snapshots.values()):
         return waiting(title)
-    fig = go.Figure()
+    fig = new_figure()
     for arm, (colour, family) in arm_colours(snapshots).items():
         snap = snapshots[arm]
         _add_curve(fig, arm, snap.downsample(max_points), metric, scale, fmt, colour)
@@ -152,7 +153,7 @@ def grad_depth_figure(
     relative = len({s.layers for s in live.values()}) > 1
     records = {arm: _record_at(snap, step) for arm, snap in live.items()}
     floor = floor_of(*(r.grad_norms for r in records.values()))
-    fig = go.Figure()
+    fig = new_figure()
     for arm, (colour, family) in arm_colours(live).items():
         snap, record = live[arm], records[arm]
         n = len(snap.layers)
@@ -206,7 +207,7 @@ def grad_heatmap(snapshot: Snapshot, *, max_points: int = 200) -> go.Figure:
     snap = snapshot.downsample(max_points)
     norms = snap.matrix("grad_norms").T  # (layers, steps)
     z, per = band_levels(norms)
-    fig = go.Figure(
+    fig = new_figure(
         go.Heatmap(
             z=z,
             x=snap.column("step"),
