@@ -4,6 +4,7 @@ names are shown as typed; Compare finds its running experiment again after a rel
 
 import dataclasses
 import re
+import tomllib
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -228,3 +229,11 @@ def test_multi_net_runs_are_polled_less_often(finished_run):
     assert live.chart_every(four) == 4 * live.CHART_REFRESH_S
     paused = dataclasses.replace(four, status=PAUSED)
     assert live.refresh_every(paused) is None and live.chart_every(paused) is None
+
+
+def test_the_server_does_not_collect_garbage_after_every_poll():
+    """Streamlit's default gc.collect() after each fragment run cost the training beside
+    it up to a second of the server's CPU per status poll (py-spy of the app's run)."""
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["runner"]["postScriptGC"] is False
+    assert config["server"]["fileWatcherType"] == "none"

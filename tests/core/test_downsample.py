@@ -1,6 +1,8 @@
 """Downsampling kept as steps arrive equals downsampling from scratch, on both backends'
 logs, and a stored log's chart refresh reads only the rows stored since the last one."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -150,4 +152,9 @@ def test_a_stored_logs_chart_refresh_reads_only_the_new_rows(tmp_path):
         assert chart.last == part[-1] and chart.meta["spec"]
     store.rows.clear()
     assert view.chart_snapshot(300).steps == chart.steps and store.rows == [0]
+    assert json.loads(chart.meta["spec"]) == spec.to_dict()
+    writer.arm("a", spec=spec.with_skips(False))  # a live toggle: the new spec is read
+    writer.flush()
+    assert json.loads(view.chart_snapshot(300).meta["spec"]) == spec.with_skips(False).to_dict()
+    assert json.loads(view.snapshot().meta["spec_start"]) == spec.to_dict()
     writer.close()
