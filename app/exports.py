@@ -55,7 +55,8 @@ def arm_zip(run_id: str, arm: str, snapshot: Snapshot) -> bytes:
     """One net of a run: steps.csv, evaluations.csv, events.csv and spec.json."""
     buf = io.BytesIO()
     folder = f"{file_stem(run_id)}_{file_stem(arm)}"
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+    # Level 1: a few times faster than the default on a long log's CSV, about as small.
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
         for name, text in tables(snapshot).items():
             z.writestr(f"{folder}/{name}.csv", text)
         z.writestr(f"{folder}/spec.json", snapshot.meta.get("spec", "{}"))
