@@ -26,6 +26,7 @@ import time
 import _util
 import numpy as np
 import plotly.io
+import pyarrow.csv  # noqa: F401  imported before any timing: a one-off of the server's
 
 from app import exports
 from app.live_figures import MAX_POINTS, LiveFigures

@@ -13,6 +13,7 @@ import io
 import json
 import re
 import zipfile
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
@@ -103,11 +104,12 @@ def step_columns(steps, scalars, series=()) -> list[np.ndarray]:
     """The columns of a steps table: `step` (integers), each of `scalars` (StepRecord
     field names), then each per-layer series (one column per layer)."""
     n = len(steps)
-    out = [np.fromiter((r.step for r in steps), dtype=np.int64, count=n)]
-    values = np.array([[getattr(r, c) for c in scalars] for r in steps], dtype=np.float64)
-    out += list(values.reshape(n, len(scalars)).T)
+    out = [np.fromiter(map(attrgetter("step"), steps), dtype=np.int64, count=n)]
+    if scalars:  # attrgetter of several names: one C call a step gives its tuple
+        values = np.array(list(map(attrgetter(*scalars), steps)), dtype=np.float64)
+        out += list(values.reshape(n, len(scalars)).T)
     for field in series:
-        matrix = np.array([getattr(r, field) for r in steps], dtype=np.float64)
+        matrix = np.array(list(map(attrgetter(field), steps)), dtype=np.float64)
         out += list(matrix.reshape(n, -1).T)
     return out
 
