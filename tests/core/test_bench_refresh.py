@@ -18,6 +18,7 @@ def test_refresh_cost_runs_on_both_backends(capsys):
         (b, n) for b in ("processes", "threads") for n in (60, 120)
     }
     assert all(v[2] > 0 for k, v in results.items() if k[0] != "csv")  # kB a refresh
-    assert len([k for k in results if k[0] == "csv"]) == 5  # a read, two writers x two nets
+    assert len([k for k in results if k[0] == "csv"]) == 6  # a read, 2 writers x 2 nets, a ratio
+    assert results["csv", "old/new"] > 0
     out = capsys.readouterr().out
     assert "threads        120 steps:" in out and "CSV of 120 steps of ResNet-56" in out
