@@ -24,8 +24,9 @@ from app.style import (
     Z_MIN,
     arm_colours,
     band_colorscale,
+    band_levels,
     family_of_name,
-    log_norms,
+    new_figure,
     positive,
     shades,
     style,
@@ -73,7 +74,7 @@ def curves_figure(
     title, y_title, scale, fmt = _METRICS[metric]
     if not any(s.steps or s.evals for s in snapshots.values()):
         return waiting(title)
-    fig = go.Figure()
+    fig = new_figure()
     for arm, (colour, family) in arm_colours(snapshots).items():
         snap = snapshots[arm]
         _add_curve(fig, arm, snap.downsample(max_points), metric, scale, fmt, colour)
@@ -92,8 +93,8 @@ def _add_curve(fig, arm, snap: Snapshot, metric, scale, fmt, colour) -> None:
         return
     fig.add_trace(
         go.Scatter(
-            x=snap.column("step"),
-            y=snap.column(metric) * scale,
+            x=snap.column("step").astype(np.int32),  # whole numbers: shorter to send
+            y=(snap.column(metric) * scale).astype(np.float32),
             mode="lines",
             name=f"{arm} · train",
             legendgroup=arm,
@@ -127,7 +128,7 @@ def _add_validation(fig, arm, snap, metric, scale, fmt, colour, family, max_poin
 def _record_at(snapshot: Snapshot, step: int | None) -> StepRecord:
     """The latest record, or the last one logged at or before `step` (else the first)."""
     if step is None:
-        return snapshot.steps[-1]
+        return snapshot.last
     before = [r for r in snapshot.steps if r.step <= step]
     return before[-1] if before else snapshot.steps[0]
 
@@ -152,7 +153,7 @@ def grad_depth_figure(
     relative = len({s.layers for s in live.values()}) > 1
     records = {arm: _record_at(snap, step) for arm, snap in live.items()}
     floor = floor_of(*(r.grad_norms for r in records.values()))
-    fig = go.Figure()
+    fig = new_figure()
     for arm, (colour, family) in arm_colours(live).items():
         snap, record = live[arm], records[arm]
         n = len(snap.layers)
@@ -205,19 +206,20 @@ def grad_heatmap(snapshot: Snapshot, *, max_points: int = 200) -> go.Figure:
         return waiting(title)
     snap = snapshot.downsample(max_points)
     norms = snap.matrix("grad_norms").T  # (layers, steps)
-    fig = go.Figure(
+    z, per = band_levels(norms)
+    fig = new_figure(
         go.Heatmap(
-            z=log_norms(norms).astype(np.float32),
+            z=z,
             x=snap.column("step"),
             y=list(snap.layers),
             customdata=norms.astype(np.float32),
-            zmin=Z_MIN,
-            zmax=Z_MAX,
+            zmin=Z_MIN * per,
+            zmax=Z_MAX * per,
             zauto=False,
             colorscale=band_colorscale(),
             colorbar={
                 "title": {"text": "gradient<br>L2 norm", "font": {"size": TICK_SIZE}},
-                "tickvals": [(lo + hi) / 2 for _, lo, hi, _ in BANDS],
+                "tickvals": [(lo + hi) / 2 * per for _, lo, hi, _ in BANDS],
                 "ticktext": [name for name, *_ in BANDS],
                 "tickfont": {"size": TICK_SIZE},
             },

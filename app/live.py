@@ -12,6 +12,7 @@ import time
 import streamlit as st
 
 from app import figures, services, state
+from app.live_figures import HEAT_POINTS, MAX_POINTS, NAMES, LiveFigures
 from app.markup import plain
 from core.experiments import training_seconds
 from core.jobs import ACTIVE, PAUSED, QUEUED, RUNNING, Command, JobError, JobInfo
@@ -21,9 +22,7 @@ from core.jobs import ACTIVE, PAUSED, QUEUED, RUNNING, Command, JobError, JobInf
 # run's share; bench/app_vs_bench.py). Multi-net runs are polled less often.
 REFRESH_S = 1.0  # the status line of a one-net run (progress, ETA, pace); x arms
 CHART_REFRESH_S = 5.0  # the charts of a one-net run; x arms
-MAX_POINTS = 300
 MOVING = (QUEUED, RUNNING)  # what can change without a click on this page
-CHART_HEIGHT = 440  # loss and gradient charts under the controls fit a 1280x720 screen
 RESUME_WAIT_S = 3.0  # a resumed run leaves "paused" within its worker's 0.2 s poll
 
 
@@ -168,45 +167,38 @@ def skip_switches(info: JobInfo, owner: str, *, per_row: int = 5) -> None:
         st.warning(error)
 
 
-def _figures(info: JobInfo, snapshots: dict, key: str, log_y: bool, heat_arm: str) -> list:
-    """The panel's four figures, rebuilt only when a log has a new record (its version)
-    or the reader changed the scale or the heatmap's arm; else the ones drawn last time."""
-    versions = tuple((arm, snap.version) for arm, snap in snapshots.items())
-    mark = (info.id, info.status, versions, log_y, heat_arm)
-    drawn = state.drawn_charts(key)
-    if drawn is not None and drawn[0] == mark:
-        return drawn[1]
-    h = CHART_HEIGHT
-    built = [
-        figures.curves_figure(snapshots, "loss", log_y=log_y, max_points=MAX_POINTS, height=h),
-        figures.grad_depth_figure(snapshots, height=h),
-        figures.curves_figure(snapshots, "accuracy", max_points=MAX_POINTS, height=h),
-        figures.grad_heatmap(snapshots[heat_arm], max_points=200),
-    ]
-    state.set_drawn_charts(key, mark, built)
-    return built
+def _live_figures(key: str) -> LiveFigures:
+    """The panel's figure cache, one per panel and browser session."""
+    cache = state.drawn_charts(key)
+    if cache is None:
+        cache = LiveFigures()
+        state.set_drawn_charts(key, cache)
+    return cache
 
 
-def charts(snapshots: dict, key: str, *, log_y: bool = False, info: JobInfo | None = None):
+def charts(
+    snapshots: dict, key: str, *, log_y: bool = False, info: JobInfo | None = None, logs=None
+):
     """Loss and gradient norm against depth first (the two a demo needs), then accuracy
-    and the depth x step heatmap. With `info`, figures are reused while nothing is new."""
+    and the depth x step heatmap. With `info` and the run's `logs`, `snapshots` are chart
+    snapshots and each figure is rebuilt only when its data changed (app.live_figures)."""
     arms = list(snapshots)
     heat_arm = arms[0]
     if len(arms) > 1:
         heat_arm = st.selectbox("Heatmap of", arms, key=f"{key}_heat_arm")
-    if info is not None:
-        figs = _figures(info, snapshots, key, log_y, heat_arm)
+    if info is not None and logs is not None:
+        heat = (heat_arm, lambda: logs[heat_arm].chart_snapshot(HEAT_POINTS))
+        figs = _live_figures(key).figures(info.id, snapshots, heat, log_y=log_y)
     else:
         figs = [
             figures.curves_figure(snapshots, "loss", log_y=log_y, max_points=MAX_POINTS),
             figures.grad_depth_figure(snapshots),
             figures.curves_figure(snapshots, "accuracy", max_points=MAX_POINTS),
-            figures.grad_heatmap(snapshots[heat_arm], max_points=200),
+            figures.grad_heatmap(snapshots[heat_arm], max_points=HEAT_POINTS),
         ]
-    names = ("loss", "depth", "acc", "heat")
     for row in (0, 2):
         cols = st.columns(2)
-        for col, fig, name in zip(cols, figs[row : row + 2], names[row : row + 2], strict=True):
+        for col, fig, name in zip(cols, figs[row : row + 2], NAMES[row : row + 2], strict=True):
             col.plotly_chart(fig, key=f"{key}_{name}", width="stretch")
 
 
@@ -266,7 +258,7 @@ def run_panel(job_id: str, *, key: str, editable: bool = True, verdict=None) -> 
             return
         if controls_of(info) != controls_of(first):  # the controls change: draw them anew
             st.rerun(scope="app")
-        snapshots = {arm: log.snapshot() for arm, log in logs.items()}
+        snapshots = {arm: log.chart_snapshot(MAX_POINTS) for arm, log in logs.items()}
         status_line(info, training_seconds(snapshots))
         said = verdict(info.name, snapshots) if verdict else None
         if said:
@@ -283,8 +275,8 @@ def run_panel(job_id: str, *, key: str, editable: bool = True, verdict=None) -> 
             logs = mgr.logs(job_id, owner)
         except JobError:
             return  # the status line above says why
-        snapshots = {arm: log.snapshot() for arm, log in logs.items()}
+        snapshots = {arm: log.chart_snapshot(MAX_POINTS) for arm, log in logs.items()}
         if snapshots:
-            charts(snapshots, key, log_y=log_y, info=info)
+            charts(snapshots, key, log_y=log_y, info=info, logs=logs)
 
     drawn()

@@ -43,19 +43,18 @@ runs_actions.export_and_share(store, owner, row)
 def _arm_downloads(logs: dict) -> None:
     """Each network's tables (CSV zip) and spec (JSON), one row per net."""
     for arm, log in logs.items():
-        snap = log.snapshot()
         stem = f"{exports.file_stem(chosen)}_{exports.file_stem(arm)}"
         cols = st.columns(2)
         cols[0].download_button(
             f"{plain(arm)}: tables (zip of steps, evaluations, events CSV)",
-            exports.arm_zip(chosen, arm, snap),
+            exports.deferred_zip(chosen, arm, log),
             file_name=f"{stem}.zip",
             mime="application/zip",
             key=f"zip_{chosen}_{arm}",
         )
         cols[1].download_button(
             f"{plain(arm)}: network (spec JSON)",
-            snap.meta.get("spec", "{}"),
+            exports.spec_json(log),
             file_name=f"{stem}.json",
             mime="application/json",
             key=f"spec_{chosen}_{arm}",
