@@ -1,6 +1,7 @@
 """The translation catalogues without Babel: extract marked strings, read .po, write .mo.
 
-- `extract(folders)`: every literal string passed to `_()` or `N_()` in the Python files
+- `extract(folders)`: every literal string passed to `_()`, `N_()` or `say()` (core's
+  marker, core/words.py) in the Python files
   of `folders`, found with `ast` (nothing is imported or run).
 - `parse_po(text)`: the entries of a .po file (msgid, msgstr, fuzzy flag, line).
 - `compile_mo(entries)`: GNU .mo bytes that the standard library's `gettext` reads.
@@ -22,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LOCALES = ROOT / "app" / "locales"
 DOMAIN = "messages"
-MARKERS = ("_", "N_")
+MARKERS = ("_", "N_", "say")  # say(): core/words.py, a template with values
 HEADER = "Content-Type: text/plain; charset=UTF-8\n"
 
 
