@@ -147,8 +147,9 @@ def attribution_grid(
     backdrops = []
     for i in range(n):
         rgb = _rgb(x[i])
-        hover = f"image {indices[i]}<br>x %{{x}}, y %{{y}}<extra></extra>"
-        fig.add_trace(go.Image(z=rgb, name=f"image {indices[i]}", hovertemplate=hover), i + 1, 1)
+        shown = _("image {index}").format(index=indices[i])
+        hover = shown + "<br>x %{x}, y %{y}<extra></extra>"
+        fig.add_trace(go.Image(z=rgb, name=shown, hovertemplate=hover), i + 1, 1)
         uri = _backdrop(rgb)
         for j, net in enumerate(nets):
             heat = _heatmap(maps[net][i], low[i], high[i], signed, net, indices[i])
@@ -190,8 +191,10 @@ def _heatmap(z: np.ndarray, low: float, high: float, signed: bool, net: str, ind
         zauto=False,
         colorscale=SIGNED_SCALE if signed else UNSIGNED_SCALE,
         colorbar=_colorbar(signed),
-        name=f"{net} · image {index}",
-        hovertemplate=f"{net}, image {index}<br>x %{{x}}, y %{{y}}: %{{z:.3g}}<extra></extra>",
+        name=f"{net} · " + _("image {index}").format(index=index),
+        hovertemplate=f"{net}, "
+        + _("image {index}").format(index=index)
+        + "<br>x %{x}, y %{y}: %{z:.3g}<extra></extra>",
     )
 
 

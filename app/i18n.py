@@ -77,6 +77,9 @@ def _(text: str) -> str:
     return translations(current_language()).gettext(text)
 
 
+translate = _  # for modules whose loops use `_` as a throwaway name
+
+
 def N_(text: str) -> str:
     """Marks `text` for the catalogue; translate it later with `_(value)`."""
     return text

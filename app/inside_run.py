@@ -13,6 +13,7 @@ import streamlit as st
 from torch import nn
 
 from app import state
+from app.i18n import _
 from core.data import TensorData
 from core.jobs import JobInfo
 from core.model import build
@@ -65,7 +66,7 @@ def chart(fig: go.Figure, key: str, name: str, csv: str | None = None, col=None)
     )
     if csv is not None:
         where.download_button(
-            "Data (CSV)",
+            _("Data (CSV)"),
             csv,
             file_name=f"{name}.csv",
             mime="text/csv",

@@ -31,7 +31,7 @@ class ConfigError(ExplainedError):
     """Training settings that cannot work; the message names the setting and the fix."""
 
     def __init__(self, problem: str, *, where: str | None = None, fix: str | None = None):
-        super().__init__(problem, where=where or "training settings", fix=fix)
+        super().__init__(problem, where=where or N_("training settings"), fix=fix)
 
 
 @dataclass(frozen=True, kw_only=True)

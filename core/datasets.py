@@ -44,12 +44,12 @@ class DatasetInfo:
 DATASETS: dict[str, DatasetInfo] = {
     name: DatasetInfo(title=title, native_size=side, offline=offline, augment=augment)
     for name, title, side, offline, augment in (
-        ("shapes", "Shapes", 32, True, False),
-        ("digits", "Digits", 8, True, False),
+        ("shapes", N_("Shapes"), 32, True, False),
+        ("digits", N_("Digits"), 8, True, False),
         ("mnist", "MNIST", 28, False, False),
         ("fashion_mnist", "Fashion-MNIST", 28, False, False),
         ("cifar10", "CIFAR-10", 32, False, True),
-        ("upload", "Your images", 32, True, True),
+        ("upload", N_("Your images"), 32, True, True),
     )
 }
 

@@ -23,7 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LOCALES = ROOT / "app" / "locales"
 DOMAIN = "messages"
-MARKERS = ("_", "N_", "say")  # say(): core/words.py, a template with values
+# say(): core/words.py, a template with values; translate: `_` where `_` is a throwaway
+MARKERS = ("_", "N_", "say", "translate")
 HEADER = "Content-Type: text/plain; charset=UTF-8\n"
 
 

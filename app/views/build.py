@@ -147,7 +147,7 @@ with right:
         v = state.spec_version()
         for name, widget, value in editing.field_kinds(block):
             k = state.field_key(v, chosen, name)
-            label = name.replace("_", " ")
+            label = choices.field_label(name)
             if widget == "choice":
                 options = list(editing.CHOICES[name])
                 if value is None or name in ("activation", "init"):
@@ -167,7 +167,9 @@ with right:
             elif widget == "flag_or_inherit":
                 options = [editing.INHERIT, "on", "off"]
                 shown = editing.INHERIT if value is None else ("on" if value else "off")
-                picked = st.selectbox(label, options, index=options.index(shown), key=k)
+                picked = st.selectbox(
+                    label, options, index=options.index(shown), format_func=choices.label, key=k
+                )
                 values[name] = None if picked == editing.INHERIT else picked == "on"
             elif widget == "int":
                 values[name] = int(st.number_input(label, value=value, step=1, key=k))
