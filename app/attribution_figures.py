@@ -132,7 +132,7 @@ def attribution_grid(
     """
     x, maps = _checked(images, results_by_net)
     nets = list(maps)
-    n, _, h, w = x.shape
+    n, _c, h, w = x.shape
     indices = np.arange(n) if indices is None else as_array(indices).reshape(-1)
     labels = None if labels is None else as_array(labels).reshape(-1)
     low, high, signed = colour_range(list(maps.values()), per_image=per_image)
