@@ -12,7 +12,7 @@ import streamlit as st
 from torch import nn
 
 from app import state
-from app.i18n import _, tr
+from app.i18n import _, fill, tr
 from core.attribution import Cancelled, freeze
 from core.data import TensorData
 from core.errors import ExplainedError
@@ -55,8 +55,9 @@ def choose_run(runs: list[JobInfo]) -> JobInfo | None:
         return None
     if info.status == PAUSED:
         st.caption(
-            _("Paused at step {step:,}: the maps show the weights as they are now.").format(
-                step=info.step
+            fill(
+                "Paused at step {step:,}: the maps show the weights as they are now.",
+                step=info.step,
             )
         )
     elif info.status == DIVERGED:

@@ -79,14 +79,14 @@ def make_plan(spec: NetSpec, limits: SpecLimits = SPEC_LIMITS) -> Plan:
     shape: Shape = spec.input_shape
     stem = None
     if spec.stem is not None:
-        stem = plan_stem(spec.stem, site(None, "the stem", shape))
+        stem = plan_stem(spec.stem, site(None, N_("the stem"), shape))
         shape = stem.out_shape
     blocks = []
     for i, block in enumerate(spec.blocks):
-        layer = plan_block(block, site(i, f"block {i}", shape))
+        layer = plan_block(block, site(i, say("block {block}", block=i), shape))
         blocks.append(layer)
         shape = layer.out_shape
-    head = plan_head(spec.head, site(None, "the head", shape), spec.num_classes)
+    head = plan_head(spec.head, site(None, N_("the head"), shape), spec.num_classes)
     plan = Plan(spec, stem, tuple(blocks), head)
     _check_costs(plan, limits)
     return plan

@@ -15,6 +15,8 @@ from app import choices, figures, i18n
 from core import checks, experiments
 from core.config import TrainConfig
 from core.errors import ExplainedError
+from core.jobs_api import check_room
+from core.spec import BasicSpec, ConvSpec, NetSpec
 from core.words import say
 from tests.app.conftest import page
 from tools import po
@@ -339,3 +341,33 @@ def test_the_runs_page_speaks_german(finished_run):
     assert "," in row["beste Validierungsgenauigkeit"]  # 75,0 %, not 75.0%
     shown = next(s for s in at.selectbox if s.label == "Anzeigen")
     assert {"alle", "fertig"} <= set(shown.options)
+
+
+def test_the_builders_refusal_of_an_identity_skip_is_shown_in_german():
+    spec = NetSpec(
+        name="t",
+        input_shape=(3, 32, 32),
+        num_classes=10,
+        blocks=(
+            ConvSpec(out_channels=16),
+            BasicSpec(out_channels=32, stride=2, shortcut="identity"),
+        ),
+    )
+    with pytest.raises(ExplainedError) as caught:
+        spec.validate()
+    assert str(caught.value).startswith("block 1: the skip goes from 16x32x32 to 32x16x16;")
+    with reading("de"):
+        assert i18n.tr(caught.value) == (
+            "Block 1: die Skip-Verbindung geht von 16x32x32 nach 32x16x16; wählen Sie die "
+            "Abkürzung 'projection' oder 'zero-pad', oder schalten Sie die Skip-Verbindung aus"
+        )
+
+
+def test_a_full_queue_is_refused_in_german():
+    with pytest.raises(ExplainedError) as caught:
+        check_room(active=0, max_per_owner=4, waiting=1200, max_queue=1000)
+    with reading("de"):
+        assert i18n.tr(caught.value) == (
+            "die Warteschlange des Servers ist voll (1200 Läufe warten); versuchen Sie es in "
+            "ein paar Minuten wieder"
+        )
