@@ -26,7 +26,7 @@ def overfit_tab(mgr, owner: str) -> None:
         )
     )
     c = st.columns(4)
-    label = c[0].selectbox(_("Net"), list(RACES)[:3], key="in_of_net")
+    label = c[0].selectbox(_("Net"), list(RACES)[:3], format_func=_, key="in_of_net")
     data = c[1].selectbox(_("Data"), RACE_DATA, format_func=dataset_title, key="in_of_data")
     steps = c[2].number_input(
         _("Steps per run"), 10, 100_000, DEFAULT_STEPS, step=50, key="in_of_steps"

@@ -22,12 +22,12 @@ SHAPES_IMAGES = 6000  # Shapes is drawn, so a race says how many images
 
 # label -> (n of He et al.'s 6n+2 layers, filters per stage)
 RACES: dict[str, tuple[int, tuple[int, int, int]]] = {
-    "8 layers, narrow": (1, NARROW),
-    "14 layers, narrow": (2, NARROW),
-    "20 layers, narrow": (3, NARROW),
-    "20 layers (CIFAR)": (3, CIFAR_WIDTHS),
-    "56 layers, narrow": (9, NARROW),
-    "56 layers (CIFAR)": (9, CIFAR_WIDTHS),
+    N_("8 layers, narrow"): (1, NARROW),
+    N_("14 layers, narrow"): (2, NARROW),
+    N_("20 layers, narrow"): (3, NARROW),
+    N_("20 layers (CIFAR)"): (3, CIFAR_WIDTHS),
+    N_("56 layers, narrow"): (9, NARROW),
+    N_("56 layers (CIFAR)"): (9, CIFAR_WIDTHS),
 }
 DEFAULT_RACE = "20 layers, narrow"
 RACE_DATA = ("digits", "shapes")  # built in: a race never waits for a download

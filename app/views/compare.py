@@ -46,7 +46,11 @@ def race_tab(owner: str) -> None:
     cols = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
     labels = choices.RACE_LABELS
     depth = cols[0].selectbox(
-        _("Depth"), labels, index=labels.index(choices.DEFAULT_RACE), key=state.RACE_DEPTH
+        _("Depth"),
+        labels,
+        index=labels.index(choices.DEFAULT_RACE),
+        format_func=_,
+        key=state.RACE_DEPTH,
     )
     data = cols[1].selectbox(
         _("Data"), choices.RACE_DATA, format_func=choices.dataset_title, key=state.RACE_DATA
