@@ -39,6 +39,7 @@ UNSIGNED_SCALE = [
 ]
 # The sanity check's lines: Okabe-Ito, the control in grey.
 METHOD_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+_XY = "<br>x %{x}, y %{y}<extra></extra>"  # an image's hover, after its name
 MARKERS = ("circle", "circle-open")  # all pixels, non-black pixels only
 CELL_PX = 210  # height of one row of the grid
 
@@ -148,8 +149,7 @@ def attribution_grid(
     for i in range(n):
         rgb = _rgb(x[i])
         shown = _("image {index}").format(index=indices[i])
-        hover = shown + "<br>x %{x}, y %{y}<extra></extra>"
-        fig.add_trace(go.Image(z=rgb, name=shown, hovertemplate=hover), i + 1, 1)
+        fig.add_trace(go.Image(z=rgb, name=shown, hovertemplate=shown + _XY), i + 1, 1)
         uri = _backdrop(rgb)
         for j, net in enumerate(nets):
             heat = _heatmap(maps[net][i], low[i], high[i], signed, net, indices[i])

@@ -189,11 +189,14 @@ def grad_depth_figure(
     fig.update_yaxes(
         title_text=_("gradient L2 norm (log scale)"), type="log", exponentformat="power"
     )
-    if len(shown_steps) == 1:
-        when = _("{title} at step {step}").format(title=title, step=number(shown_steps.pop()))
-    else:
-        when = _("{title} at the chosen step").format(title=title)
-    return style(fig, when, height=height)
+    return style(fig, _title_at(title, shown_steps), height=height)
+
+
+def _title_at(title: str, steps: set[int]) -> str:
+    """'Gradient norm per layer at step 1,200', or 'at the chosen step' when arms differ."""
+    if len(steps) == 1:
+        return _("{title} at step {step}").format(title=title, step=number(next(iter(steps))))
+    return _("{title} at the chosen step").format(title=title)
 
 
 # --- 3. gradient heatmap over depth and time ---------------------------------------------

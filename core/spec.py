@@ -51,10 +51,8 @@ class SpecError(ExplainedError):
         fix: str | None = None,
     ):
         self.block = block
-        where = where or (
-            say("block {block}", block=block) if block is not None else N_("the network")
-        )
-        super().__init__(problem, where=where, fix=fix)
+        place = say("block {block}", block=block) if block is not None else N_("the network")
+        super().__init__(problem, where=where or place, fix=fix)
 
     @property
     def advice(self) -> str:

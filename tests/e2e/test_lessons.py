@@ -66,6 +66,12 @@ def _run_to_the_answer(page, key: str, pick: str) -> float:
     return time.monotonic() - start
 
 
+def _charts_drawn(page) -> None:
+    """Wait until plotly has drawn the answer's first chart, so a screenshot shows it."""
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
+    page.wait_for_timeout(500)  # the chart's fade-in
+
+
 def test_lessons_2_and_8_in_german_presenter_mode(server, page, tmp_path):
     shots = ROOT / os.environ[SHOTS_ENV] if os.environ.get(SHOTS_ENV) else tmp_path
     shots.mkdir(exist_ok=True)
@@ -79,6 +85,7 @@ def test_lessons_2_and_8_in_german_presenter_mode(server, page, tmp_path):
     page.get_by_role("heading", name="Lektion 2: Tiefer ist nicht besser").wait_for()
     seconds = {"02-deeper": _run_to_the_answer(page, "02-deeper", "das Netz mit 20 Schichten")}
     page.get_by_text("Das Netz mit 20 Schichten. Schauen Sie").wait_for()
+    _charts_drawn(page)
     page.screenshot(path=str(shots / "lesson_02_de.png"))
 
     page.goto(f"{server}/?lang=de&present=1&lesson=08-switch")
@@ -87,5 +94,6 @@ def test_lessons_2_and_8_in_german_presenter_mode(server, page, tmp_path):
     seconds["08-switch"] = _run_to_the_answer(page, "08-switch", pick)
     page.get_by_text("Beides reagiert sofort.").wait_for()
     assert page.get_by_text("Wachstum des Gradienten der ersten Schicht").count() == 1
+    _charts_drawn(page)
     page.screenshot(path=str(shots / "lesson_08_de.png"))
     print(f"\nlesson seconds (size {os.environ.get(SIZE_ENV, 'tiny')}): {seconds}")
