@@ -12,12 +12,13 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from app.i18n import N_, plotly_separators, translate
 from core.telemetry import Snapshot
 
 FONT_SIZE = 18
 TITLE_SIZE = 24
 TICK_SIZE = 16
-WAITING = "Waiting for the first step…"
+WAITING = N_("Waiting for the first step…")
 
 # Light -> dark anchors per family: plain nets in oranges, residual nets in blues.
 PLAIN, RESIDUAL, OTHER = "plain", "residual", "other"
@@ -33,8 +34,8 @@ GREY = "#8C8C8C"
 
 # Events drawn as vertical lines: kind -> (legend name, colour, dash).
 EVENT_STYLES = {
-    "skip": ("skip toggle", "#CC79A7", "dash"),
-    "lr": ("learning-rate change", "#000000", "dot"),
+    "skip": (N_("skip toggle"), "#CC79A7", "dash"),
+    "lr": (N_("learning-rate change"), "#000000", "dot"),
 }
 MAX_EVENTS = 60  # newest kept; more would only be a smear of lines
 MAX_LABEL = 28
@@ -43,10 +44,10 @@ MAX_LABEL = 28
 # Edges in log10 of the L2 norm; the outer limits clip, so every norm lands in a band.
 Z_MIN, Z_MAX = -6.0, 3.0
 BANDS = (  # name, lower edge (log10), upper edge (log10), colour
-    ("vanishing < 1e-4", Z_MIN, -4.0, "#1A1A1A"),
-    ("weak 1e-4 – 1e-2", -4.0, -2.0, "#56B4E9"),
-    ("healthy 1e-2 – 10", -2.0, 1.0, "#009E73"),
-    ("exploding > 10", 1.0, Z_MAX, "#D55E00"),
+    (N_("vanishing < 1e-4"), Z_MIN, -4.0, "#1A1A1A"),
+    (N_("weak 1e-4 – 1e-2"), -4.0, -2.0, "#56B4E9"),
+    (N_("healthy 1e-2 – 10"), -2.0, 1.0, "#009E73"),
+    (N_("exploding > 10"), 1.0, Z_MAX, "#D55E00"),
 )
 
 
@@ -71,6 +72,7 @@ def style(fig: go.Figure, title: str, *, height: int = 580) -> go.Figure:
         "hoverlabel": {"font": {"size": FONT_SIZE - 2}},
         "margin": {"l": 90, "r": 30, "t": 80, "b": 150},
         "height": height,
+        "separators": plotly_separators(),  # 19,218.5 in English, 19.218,5 in German
     }
     merge_unvalidated(fig.layout, layout)
     axis = {"tickfont": {"size": TICK_SIZE}, "title": {"font": {"size": FONT_SIZE}}}
@@ -135,7 +137,7 @@ def waiting(title: str, message: str = WAITING) -> go.Figure:
     """A valid, empty figure that says what it waits for."""
     fig = go.Figure()
     fig.add_annotation(
-        text=message,
+        text=translate(message),
         x=0.5,
         y=0.5,
         xref="paper",
