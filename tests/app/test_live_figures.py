@@ -111,6 +111,7 @@ def _validated(fig, title, height):
         hoverlabel={"font": {"size": style.FONT_SIZE - 2}},
         margin={"l": 90, "r": 30, "t": 80, "b": 150},
         height=height,
+        separators=style.plotly_separators(),
     )
     fig.update_xaxes(tickfont={"size": style.TICK_SIZE}, title_font={"size": style.FONT_SIZE})
     fig.update_yaxes(tickfont={"size": style.TICK_SIZE}, title_font={"size": style.FONT_SIZE})
