@@ -221,6 +221,8 @@ class Worker:
             if raw["kind"] == "skip":
                 for name, spec in run.specs().items():
                     self.writer.arm(name, spec=spec)
+                if run.status == PAUSED:  # Explain and a resume read the paused checkpoint
+                    self.checkpoint(run)
             if run.status != before:
                 self.status_changed(run)
         return None

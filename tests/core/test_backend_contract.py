@@ -1,0 +1,175 @@
+"""One contract for every training backend: threads in this process (LocalJobManager),
+worker processes over the store (ProcessJobManager) and Ray actors (RayJobManager, on a
+local Ray instance with 2 CPUs that this module starts and shuts down).
+
+Submit and finish, twin arms seeing the same batches, commands landing at the paused
+step, the queue with its positions, owners kept apart, cancel, and a failing run. A page
+must not be able to tell the backends apart by any of these.
+"""
+
+import pytest
+
+from core.config import TrainConfig
+from core.data import DataError, DataRequest, load
+from core.jobs import LocalJobManager
+from core.jobs_api import JobError
+from core.run import Arm, Command, failure_message
+from core.workers import ProcessJobManager
+from tests.core.helpers import separable_data, tiny_spec
+from tests.waiting import wait_for
+
+DATA = separable_data()
+CPU = {"device": "cpu", "precision": "fp32"}
+LONG = TrainConfig(steps=100_000, batch_size=16, **CPU)  # stopped by the test
+SHORT = TrainConfig(steps=12, batch_size=16, eval_every=6, **CPU)
+TIMEOUT = 180  # a worker or an actor imports torch: seconds on a busy 2-core machine
+NET = "resnet8_narrow"
+BACKENDS = ("threads", "processes", "ray")
+
+
+def arms():
+    return [Arm(NET, tiny_spec())]
+
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    """A local Ray instance for this module's Ray cases: 2 CPUs, no dashboard."""
+    try:
+        import ray
+    except ImportError:
+        pytest.skip("ray is not installed (pip install -r requirements-dev.txt)")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(params=BACKENDS)
+def manager(request, tmp_path):
+    limits = dict(max_running=1, max_per_owner=3, max_queue=4, threads_per_job=1)
+    stored = dict(checkpoint_every=5, flush_s=0.05)
+    if request.param == "threads":
+        mgr = LocalJobManager(**limits)
+    elif request.param == "processes":
+        mgr = ProcessJobManager(tmp_path, **limits, **stored)
+    else:
+        request.getfixturevalue("ray_instance")
+        from core.ray_jobs import RayJobManager
+
+        mgr = RayJobManager(tmp_path, **limits, **stored)
+    mgr.backend = request.param
+    yield mgr
+    for owner in ("alice", "bob"):
+        for info in mgr.list(owner):
+            if info.active:
+                mgr.cancel(info.id, owner)
+    for owner in ("alice", "bob"):
+        for info in mgr.list(owner):
+            mgr.wait(info.id, TIMEOUT)
+    if hasattr(mgr, "shutdown"):
+        mgr.shutdown()
+
+
+def info(mgr, job, owner="alice"):
+    return mgr.info(job, owner)
+
+
+def events(mgr, job, arm=NET, owner="alice"):
+    return mgr.logs(job, owner)[arm].snapshot().events
+
+
+def test_a_run_finishes_and_twin_arms_see_the_same_batches(manager):
+    spec = tiny_spec()
+    job = manager.submit("alice", "twin", [Arm("a", spec), Arm("b", spec)], DATA, SHORT)
+    assert manager.wait(job, TIMEOUT) == "finished"
+    done = info(manager, job)
+    assert (done.arms, done.step, done.total_steps, done.message) == (("a", "b"), 12, 12, "")
+    assert done.device.startswith("CPU") and done.classes == ("dim", "bright")
+    logs = manager.logs(job, "alice")
+    a, b = (logs[k].snapshot() for k in ("a", "b"))
+    assert [r.step for r in a.steps] == [r.step for r in b.steps] == list(range(1, 13))
+    assert [e.step for e in a.evals] == [6, 12]
+    assert a.events[-1].kind == "finished"
+    # Same seed, same weights, same batches: identical nets trace identical curves.
+    assert (a.column("loss") == b.column("loss")).all()
+    assert (a.column("accuracy") == b.column("accuracy")).all()
+    net, data = manager.copy_model(job, "alice", "b")
+    assert not net.training and data.name == "separable"
+    assert [i.id for i in manager.list("alice")] == [job]
+
+
+def test_commands_land_at_the_paused_step(manager):
+    job = manager.submit("alice", "live", arms(), DATA, LONG)
+    wait_for(lambda: info(manager, job).step >= 2, TIMEOUT, "two steps")
+    manager.send(job, "alice", Command("pause"))
+    wait_for(lambda: info(manager, job).status == "paused", TIMEOUT, "paused")
+    paused_at = info(manager, job).step
+    manager.send(job, "alice", Command("skip", block=1, on=False))
+    manager.send(job, "alice", Command("lr", value=0.02))
+    wait_for(lambda: any(e.kind == "lr" for e in events(manager, job)), TIMEOUT, "the lr event")
+    wait_for(lambda: info(manager, job).skips[NET][1] is False, TIMEOUT, "the skip in the spec")
+    assert info(manager, job).step == paused_at  # nothing trains while paused
+    # Explain's copy has the skips as they are now, toggled while paused too.
+    now = {0: True, 1: False, 2: True}
+    wait_for(lambda: manager.copy_model(job, "alice", NET)[0].skips() == now, 30, "the copy")
+    manager.send(job, "alice", Command("resume"))
+    wait_for(lambda: info(manager, job).step >= paused_at + 3, TIMEOUT, "steps after resume")
+    manager.send(job, "alice", Command("stop"))
+    assert manager.wait(job, TIMEOUT) == "stopped"
+    assert info(manager, job).message.startswith("stopped at step ")
+    snap = manager.logs(job, "alice")[NET].snapshot()
+    kinds = [(e.kind, e.step) for e in snap.events]
+    assert kinds[:4] == [(k, paused_at) for k in ("pause", "skip", "lr", "resume")]
+    assert kinds[-1][0] == "stop"
+    after = [r for r in snap.steps if r.step > paused_at]
+    assert after and all(r.lr == pytest.approx(0.02) for r in after)
+    assert [r.step for r in snap.steps] == list(range(1, len(snap.steps) + 1))
+
+
+def test_queue_positions_owners_and_cancel(manager):
+    a = manager.submit("alice", "a", arms(), DATA, LONG)
+    b = manager.submit("bob", "b", arms(), DATA, SHORT)
+    c = manager.submit("alice", "c", arms(), DATA, SHORT)
+    assert info(manager, a).status == "running"
+    assert info(manager, b, "bob").queue_position == 1
+    assert info(manager, c).queue_position == 2
+    # Owners: another owner's run does not exist for you, whatever you ask.
+    assert [i.id for i in manager.list("bob")] == [b]
+    assert {i.id for i in manager.list("alice")} == {a, c}
+    missing = f"there is no run '{a}' in this session"
+    for ask in (
+        lambda: manager.info(a, "bob"),
+        lambda: manager.logs(a, "bob"),
+        lambda: manager.send(a, "bob", Command("stop")),
+        lambda: manager.cancel(a, "bob"),
+        lambda: manager.delete(a, "bob"),
+        lambda: manager.copy_model(a, "bob", NET),
+    ):
+        with pytest.raises(JobError, match=missing):
+            ask()
+    d = manager.submit("alice", "d", arms(), DATA, SHORT)
+    with pytest.raises(JobError, match="you already have 3 runs waiting or running"):
+        manager.submit("alice", "e", arms(), DATA, SHORT)
+    manager.cancel(b, "bob")
+    cancelled = info(manager, b, "bob")
+    assert (cancelled.status, cancelled.message) == ("cancelled", "cancelled before it started")
+    assert (info(manager, c).queue_position, info(manager, d).queue_position) == (1, 2)
+    manager.cancel(d, "alice")
+    manager.cancel(a, "alice")
+    assert manager.wait(a, TIMEOUT) == "stopped"
+    assert manager.wait(c, TIMEOUT) == "finished"
+    assert info(manager, a).step < 100_000 and info(manager, c).step == 12
+
+
+def test_a_failing_run_fails_with_its_message_and_the_next_run_trains(manager):
+    request = DataRequest(name="mnist")  # not in the suite's data folder: cannot load
+    with pytest.raises(DataError) as why:
+        load(request)
+    broken = (lambda: load(request)) if manager.backend == "threads" else request
+    bad = manager.submit("alice", "bad", arms(), broken, SHORT)
+    good = manager.submit("alice", "good", arms(), DATA, SHORT)
+    assert manager.wait(bad, TIMEOUT) == "failed"
+    assert info(manager, bad).message == failure_message(why.value, None)
+    assert "MNIST" in info(manager, bad).message or "mnist" in info(manager, bad).message
+    assert manager.wait(good, TIMEOUT) == "finished"
+    with pytest.raises(JobError, match="bad has already ended"):
+        manager.send(bad, "alice", Command("pause"))
