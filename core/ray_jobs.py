@@ -37,6 +37,7 @@ it, `import_ray` says how to install it.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
@@ -89,11 +90,39 @@ def connect(address: str | None = None) -> None:
         ray.init(address=address, log_to_driver=False)
         return
     cpus = os.environ.get(LOCAL_CPUS_ENV, "").strip()
-    ray.init(
+    start = functools.partial(
+        ray.init,
         num_cpus=int(cpus) if cpus.isdigit() and int(cpus) > 0 else None,
         include_dashboard=False,
         log_to_driver=False,
     )
+    if threading.current_thread() is threading.main_thread():
+        start()
+    else:
+        _start_in_a_lasting_thread(start)
+
+
+def _start_in_a_lasting_thread(start) -> None:
+    """Run `start` (which starts a local Ray instance) in a thread that lives as long as
+    this process. Ray starts its head processes (GCS, raylet) with PR_SET_PDEATHSIG,
+    which Linux ties to the thread that started them: started from a Streamlit page
+    run's thread, they were killed as soon as that run ended (and the app with them,
+    a minute later)."""
+    started, failed = threading.Event(), []
+
+    def keep() -> None:
+        try:
+            start()
+        except BaseException as e:  # handed to the caller below
+            failed.append(e)
+        finally:
+            started.set()
+        threading.Event().wait()  # never returns: the head lives as long as the process
+
+    threading.Thread(target=keep, name="ray-head", daemon=True).start()
+    started.wait()
+    if failed:
+        raise failed[0]
 
 
 def gpu_share(needed: int, gpu_bytes: int | None) -> float:
