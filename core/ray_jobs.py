@@ -163,7 +163,7 @@ class RayJobManager(ProcessJobManager):
         self.gpu_bytes = gpu_bytes or gpu_bytes_known()
         self.pull_s = pull_s
         self._actor = self.ray.remote(RunActor)
-        self._calls = itertools.count()  # command numbers, in the order sent
+        self._calls: dict[str, itertools.count] = {}  # run -> its actor's command numbers
 
     # -- where the process backend starts a worker and talks to it --------------------------
 
@@ -179,6 +179,7 @@ class RayJobManager(ProcessJobManager):
         }
         slot.conn, slot.ready, slot.report = None, False, {}
         slot.paused_since, slot.releasing, slot.released = None, False, False
+        self._calls[slot.id] = itertools.count()  # a new actor counts from 0
         self.store.update_run(slot.id, status=RUNNING, message="")
         self._running.add(slot.id)
         name = f"ray-{slot.id}"
@@ -192,7 +193,7 @@ class RayJobManager(ProcessJobManager):
         self._call(slot, {f: getattr(command, f) for f in command.__dataclass_fields__})
 
     def _call(self, slot, raw: dict) -> None:
-        slot.conn.command.remote(next(self._calls), raw)
+        slot.conn.command.remote(next(self._calls[slot.id]), raw)
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Kill every actor (their runs become interrupted, resumable from a checkpoint)."""

@@ -154,7 +154,8 @@ class RunActor:
                 if run is not None:
                     run.fail(message)
             return {"status": "failed", "message": message, "error": traceback.format_exc()}
-        if released:
+        if released:  # changes made while paused (an lr) go into its resume point
+            self._checkpoint(run)
             return {"status": RELEASED, "message": ""}
         self._checkpoint(run)  # the final weights, for Explain
         return {"status": run.status, "message": run.message}

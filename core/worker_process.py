@@ -238,6 +238,7 @@ class Worker:
         """Wait for commands while paused; True when released."""
         while run.status == PAUSED:
             if self.commands(run, timeout=REPORT_EVERY_S) == "release":
+                self.checkpoint(run)  # an lr changed while paused goes into the resume point
                 self.send(kind="released")
                 return True
             self.report()

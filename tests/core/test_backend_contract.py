@@ -173,3 +173,78 @@ def test_a_failing_run_fails_with_its_message_and_the_next_run_trains(manager):
     assert manager.wait(good, TIMEOUT) == "finished"
     with pytest.raises(JobError, match="bad has already ended"):
         manager.send(bad, "alice", Command("pause"))
+
+
+def test_a_paused_run_gives_its_place_away_and_continues_after_resume(manager):
+    manager.pause_release_s = 0.2  # read when a run pauses
+    paused = manager.submit("alice", "paused", arms(), DATA, LONG)
+    wait_for(lambda: info(manager, paused).step >= 3, TIMEOUT, "training")
+    manager.send(paused, "alice", Command("pause"))
+    wait_for(lambda: info(manager, paused).status == "paused", TIMEOUT, "paused")
+    manager.send(paused, "alice", Command("lr", value=0.03))  # before it gives its place
+    wait_for(lambda: any(e.kind == "lr" for e in events(manager, paused)), TIMEOUT, "lr event")
+    waiting = manager.submit("bob", "waiting", arms(), DATA, SHORT)
+    assert manager.wait(waiting, TIMEOUT) == "finished"  # it had the only place
+    gave = info(manager, paused)
+    assert gave.status == "paused" and "gave its training place" in gave.message
+    manager.send(paused, "alice", Command("resume"))
+    wait_for(lambda: info(manager, paused).step > gave.step + 3, TIMEOUT, "training again")
+    manager.cancel(paused, "alice")
+    assert manager.wait(paused, TIMEOUT) == "stopped"
+    steps = manager.logs(paused, "alice")[NET].snapshot().steps
+    assert [r.step for r in steps] == list(range(1, len(steps) + 1))  # no gap, none twice
+    assert all(r.lr == pytest.approx(0.03) for r in steps if r.step > gave.step)
+
+
+# -- the Ray backend's own -------------------------------------------------------------------
+
+
+@pytest.fixture
+def ray_manager(request, tmp_path):
+    request.getfixturevalue("ray_instance")
+    from core.ray_jobs import RayJobManager
+
+    mgr = RayJobManager(tmp_path, threads_per_job=1, checkpoint_every=5, flush_s=0.05)
+    yield mgr
+    mgr.shutdown()
+
+
+def test_ray_a_lost_actor_leaves_its_run_resumable_from_the_store(ray_manager):
+    mgr = ray_manager
+    job = mgr.submit("alice", "lost", arms(), DATA, TrainConfig(steps=60, batch_size=16, **CPU))
+    wait_for(lambda: info(mgr, job).step >= 12, TIMEOUT, "two checkpoints")
+    mgr.ray.kill(mgr._slots[job].conn)  # as a machine of the cluster going away would
+    assert mgr.wait(job, TIMEOUT) == "interrupted"
+    lost = info(mgr, job)
+    assert lost.message.startswith(f"interrupted at step {lost.step}: its Ray worker was lost (")
+    assert lost.message.endswith("; Resume continues from its last checkpoint")
+    mgr.resume(job, "alice")
+    assert mgr.wait(job, TIMEOUT) == "finished"
+    snap = mgr.logs(job, "alice")[NET].snapshot()
+    assert [r.step for r in snap.steps] == list(range(1, 61))  # every step stored once
+    assert [e.kind for e in snap.events if e.kind == "resume"] == ["resume"]
+
+
+def test_ray_asks_for_the_share_of_a_gpu_its_memory_estimate_takes():
+    from core.ray_jobs import gpu_share
+
+    gib = 2**30
+    assert gpu_share(3 * gib, 141 * gib) == 0.03  # rounded up to a hundredth
+    assert gpu_share(1, 141 * gib) == 0.01  # never nothing: Ray would not count it
+    assert gpu_share(200 * gib, 141 * gib) == 1.0
+    assert gpu_share(gib, None) == 1.0  # the GPU's size unknown: a whole one
+
+
+def test_without_ray_installed_the_ray_backend_says_how_to_get_it(monkeypatch, tmp_path):
+    import sys
+
+    from core.ray_jobs import RayJobManager
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets without Ray
+    with pytest.raises(JobError) as refused:
+        RayJobManager(tmp_path)
+    assert str(refused.value) == (
+        "RESNET_EXPLORER_BACKEND=ray needs Ray, which is not installed here: run "
+        "`pip install ray` (on this machine and on every machine of the cluster), or unset "
+        "RESNET_EXPLORER_BACKEND to train on this server"
+    )
