@@ -50,17 +50,16 @@ def localisation_tab(mgr, owner: str, info: JobInfo, arms: list[str]) -> None:
             )
         )
         return
-    c = st.columns([3, 1])
-    chosen = c[0].multiselect(
-        _("Methods"),
-        list(METHODS),
-        default=["saliency", "integrated_gradients", "gradcam"],
-        format_func=lambda m: METHODS[m].title,
-        key="ex_loc_methods",
+    chosen, n = _methods_and_images(
+        ["saliency", "integrated_gradients", "gradcam"], state.EXPLAIN_LOCALISATION, (8, 128, 32, 8)
     )
-    n = c[1].slider(_("Images"), 8, 128, 32, step=8, key="ex_loc_n")
     st.caption(_("Each method with its default settings, on the same random images."))
-    if st.button(_("Measure"), icon=":material/straighten:", key="ex_loc_go", disabled=not chosen):
+    if st.button(
+        _("Measure"),
+        icon=":material/straighten:",
+        key=f"{state.EXPLAIN_LOCALISATION}_go",
+        disabled=not chosen,
+    ):
         found = compute(
             _("the localisation scores"),
             "loc",
@@ -76,6 +75,20 @@ def localisation_tab(mgr, owner: str, info: JobInfo, arms: list[str]) -> None:
                 images=rows[0].score.images
             )
         )
+
+
+def _methods_and_images(default: list[str], key: str, images: tuple) -> tuple[list[str], int]:
+    """The methods to measure and how many images (slider: low, high, start, step)."""
+    c = st.columns([3, 1])
+    chosen = c[0].multiselect(
+        _("Methods"),
+        list(METHODS),
+        default=default,
+        format_func=lambda m: METHODS[m].title,
+        key=f"{key}_methods",
+    )
+    low, high, start, step = images
+    return chosen, c[1].slider(_("Images"), low, high, start, step=step, key=f"{key}_n")
 
 
 def _localisation(mgr, owner, job, arms, methods, n, progress):
@@ -108,17 +121,16 @@ def sanity_tab(mgr, owner: str, info: JobInfo, arms: list[str]) -> None:
             "grey as the control."
         ).format(threshold=INDEPENDENCE_THRESHOLD)
     )
-    c = st.columns([3, 1])
-    chosen = c[0].multiselect(
-        _("Methods"),
-        list(METHODS),
-        default=["saliency", "integrated_gradients", "guided_backprop", "gradcam"],
-        format_func=lambda m: METHODS[m].title,
-        key="ex_san_methods",
+    chosen, n = _methods_and_images(
+        ["saliency", "integrated_gradients", "guided_backprop", "gradcam"],
+        state.EXPLAIN_SANITY,
+        (2, 16, 4, 1),
     )
-    n = c[1].slider(_("Images"), 2, 16, 4, key="ex_san_n")
     if st.button(
-        _("Run the sanity check"), icon=":material/shuffle:", key="ex_san_go", disabled=not chosen
+        _("Run the sanity check"),
+        icon=":material/shuffle:",
+        key=f"{state.EXPLAIN_SANITY}_go",
+        disabled=not chosen,
     ):
         found = compute(
             _("the sanity check"),

@@ -59,7 +59,7 @@ def maps_tab(mgr, owner: str, info: JobInfo, arms: list[str]) -> None:
         )
     per_image = c[2].toggle(
         _("One colour scale per image"),
-        key="ex_per_image",
+        key=state.EXPLAIN_PER_IMAGE,
         help=_(
             "Off: one scale for every map. On: each image its own, still shared by the networks."
         ),
@@ -69,7 +69,7 @@ def maps_tab(mgr, owner: str, info: JobInfo, arms: list[str]) -> None:
         _("Explain"),
         type="primary",
         icon=":material/visibility:",
-        key="ex_go",
+        key=state.EXPLAIN_GO,
         disabled=gradcam_impossible,
     ):
         settings.update(target=target, seed=images.seed)
@@ -108,7 +108,7 @@ def _choose_images(classes: tuple[str, ...]) -> ImageChoice:
     how = c[0].radio(
         _("Which"), list(PICKS), format_func=PICKS.get, horizontal=True, key=state.EXPLAIN_PICK
     )
-    k = c[1].slider(_("How many"), 1, 8, 4, key="ex_k")
+    k = c[1].slider(_("How many"), 1, 8, 4, key=state.EXPLAIN_K)
     cls = None
     if how == "class":
         cls = c[2].selectbox(
@@ -127,7 +127,7 @@ def _choose_method(info: JobInfo, arms: list[str]) -> tuple[dict, list[int]]:
     chosen network could show GradCAM of."""
     c = st.columns([2, 1, 1, 1])
     method = c[0].selectbox(
-        _("Method"), list(METHODS), format_func=lambda m: METHODS[m].title, key="ex_method"
+        _("Method"), list(METHODS), format_func=lambda m: METHODS[m].title, key=state.EXPLAIN_METHOD
     )
     st.caption(METHODS[method].explanation)
     settings: dict = {"method": method}
@@ -148,7 +148,7 @@ def _choose_method(info: JobInfo, arms: list[str]) -> tuple[dict, list[int]]:
         settings["gradshap_samples"] = c[2].slider(_("Random draws"), 5, 64, 20, key="ex_gs")
     elif method == "occlusion":
         side = min(specs[0].input_shape[1:])
-        window = c[2].slider(_("Window (px)"), 1, side, min(4, side), key=f"ex_window_{side}")
+        window = c[2].slider(_("Window (px)"), 1, side, min(4, side), key=state.window_key(side))
         settings["occlusion_window"] = window
         settings["occlusion_stride"] = c[3].slider(
             _("Stride (px)"), 1, window, max(1, window // 2), key=f"ex_stride_{window}"
@@ -178,7 +178,7 @@ def _choose_block(column, spec, blocks: list[int]) -> int | None:
         _("Block"),
         [None, *blocks],
         format_func=lambda b: _(LAST) if b is None else f"{b} · {spec.blocks[b].kind}",
-        key="ex_block",
+        key=state.EXPLAIN_BLOCK,
     )
 
 

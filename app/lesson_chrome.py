@@ -13,13 +13,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import i18n
+from app import i18n, state
 from app.i18n import LANGUAGES, _, current_language, pick_language, use_language
+from app.state import LANG_SELECT, PRESENT_TOGGLE
 
 THEME = Path(__file__).resolve().parents[1] / "assets" / "theme.css"
 PRESENTER_MARK = "/* == presenter == */"  # theme.css: what follows is for presenter mode
 LANG_PARAM, PRESENT_PARAM = "lang", "present"
-LANG_SELECT, PRESENT_TOGGLE = "lang_select", "present_toggle"
 
 
 def _from_request() -> str:
@@ -58,18 +58,18 @@ def set_presenting(on: bool) -> None:
 
 
 def _language_changed() -> None:
-    st.query_params[LANG_PARAM] = st.session_state[LANG_SELECT]
+    st.query_params[LANG_PARAM] = state.widget_value(LANG_SELECT)
 
 
 def _present_changed() -> None:
-    set_presenting(bool(st.session_state[PRESENT_TOGGLE]))
+    set_presenting(bool(state.widget_value(PRESENT_TOGGLE)))
 
 
 def sidebar() -> None:
     """The language selector and the presenter toggle (hidden with the sidebar when
     presenting; the lesson page then offers a button to leave presenter mode)."""
     lang = current_language()
-    st.session_state[LANG_SELECT] = lang
+    state.set_widget_value(LANG_SELECT, lang)
     st.sidebar.radio(
         _("Language"),
         list(LANGUAGES),
@@ -78,7 +78,7 @@ def sidebar() -> None:
         horizontal=True,
         on_change=_language_changed,
     )
-    st.session_state[PRESENT_TOGGLE] = presenting()
+    state.set_widget_value(PRESENT_TOGGLE, presenting())
     st.sidebar.toggle(_("Presenter mode"), key=PRESENT_TOGGLE, on_change=_present_changed)
 
 

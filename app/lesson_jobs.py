@@ -2,9 +2,10 @@
 
 `start` plans the lesson (core.lesson_runs), submits one job per group of arms that share
 settings and data (`job_groups`), and, for an arm whose skips switch on mid-run (lesson
-8), starts a small watcher thread that sends the skip command when the run reaches that
-step. `outcome` reads the jobs back and checks the lesson's claims on their logs, so the
-page never says what the run did not show. Lessons without training (shapes, shortcut)
+8), sends the skip command with the step it waits for (`Command.at_step`): the run
+applies it exactly there, in every backend, with no thread watching. `outcome` reads
+the jobs back and checks the lesson's claims on their logs, so the page never says what
+the run did not show. Lessons without training (shapes, shortcut)
 are computed here directly: they take milliseconds.
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import threading
 import time
 from dataclasses import dataclass
 
@@ -31,7 +31,6 @@ from core.lesson_runs import (
 from core.lessons import Lesson
 
 SIZE_ENV = "RESNET_EXPLORER_LESSON_SIZE"  # "tiny": the test suite's size (the `test:` line)
-WATCH_EVERY_S = 0.005  # the watcher looks at the step count this often
 
 
 def tiny() -> bool:
@@ -76,34 +75,10 @@ def start(lesson: Lesson, owner: str) -> Started:
             return Started(tuple(jobs), result.error, time.time())
         jobs.append(result.job)
         for arm in group:
-            if arm.skips_on_at is not None:
-                _watch(result.job, owner, arm.label, arm.skips_on_at)
+            if arm.skips_on_at is not None:  # lesson 8: skips on mid-run, at that step
+                switch = Command("skip", on=True, arm=arm.label, at_step=arm.skips_on_at)
+                services.job_manager().send(result.job, owner, switch)
     return Started(tuple(jobs), None, time.time())
-
-
-def _watch(job: str, owner: str, arm: str, at: int) -> None:
-    """Send `skip on, all blocks` to `arm` once the job has taken `at` steps.
-
-    The job manager has no command scheduled for a step, so a thread polls the step count
-    (a step of a deep net takes tens of milliseconds; the poll, 5 ms): the switch lands
-    at step `at` or the one after, and the log's event records the step it really did.
-    """
-
-    def loop() -> None:
-        mgr = services.job_manager()
-        while True:
-            try:
-                info = mgr.info(job, owner)
-                if info.status not in ACTIVE:
-                    return
-                if info.step >= at:
-                    mgr.send(job, owner, Command("skip", on=True, arm=arm))
-                    return
-            except JobError:
-                return
-            time.sleep(WATCH_EVERY_S)
-
-    threading.Thread(target=loop, name=f"lesson-skip-{job}", daemon=True).start()
 
 
 def outcome(lesson: Lesson, jobs: tuple[str, ...], owner: str) -> Outcome:

@@ -3,7 +3,7 @@ experiment (one button; live charts while it runs), and the answer with the clai
 run showed and a way to explore it. On a normal page the steps follow each other down
 the page; in presenter mode one step fills the screen, with Back and Next.
 
-Its state lives in session_state under the `lesson_` keys below (the jobs of each
+Its state lives in session_state under app/state.py's `LESSON_*` keys (the jobs of each
 lesson's run, the reader's prediction, the presenter's step).
 """
 
@@ -25,26 +25,24 @@ STEP_TITLES = {
     "run": N_("The experiment"),
     "answer": N_("The answer"),
 }
-JOBS, PREDICTION, STEP, RAN = "lesson_jobs_", "lesson_pick_", "lesson_step_", "lesson_ran_"
-TIMES = "lesson_times_"  # [started, first seen ended]: the seconds a class waited
 REFRESH_S = 1.0
 
 
 def jobs(lesson: Lesson) -> tuple[str, ...] | None:
     """The jobs of this lesson's run in this session; None before the run button."""
-    return st.session_state.get(JOBS + lesson.key)
+    return state.lesson_value(state.LESSON_JOBS, lesson.key)
 
 
 def step(lesson: Lesson) -> int:
-    return st.session_state.get(STEP + lesson.key, 0)
+    return state.lesson_value(state.LESSON_STEP, lesson.key, 0)
 
 
 def set_step(lesson: Lesson, index: int) -> None:
-    st.session_state[STEP + lesson.key] = max(0, min(index, len(STEPS) - 1))
+    state.set_lesson_value(state.LESSON_STEP, lesson.key, max(0, min(index, len(STEPS) - 1)))
 
 
 def ran(lesson: Lesson) -> bool:
-    return bool(st.session_state.get(RAN + lesson.key))
+    return bool(state.lesson_value(state.LESSON_RAN, lesson.key))
 
 
 def start_run(lesson: Lesson) -> None:
@@ -56,12 +54,12 @@ def start_run(lesson: Lesson) -> None:
     if lesson.kind == "train":
         started = lesson_jobs.start(lesson, owner)
         if started.error:
-            st.session_state[RAN + lesson.key] = False
+            state.set_lesson_value(state.LESSON_RAN, lesson.key, False)
             st.error(started.error, icon=":material/error:")
             return
-        st.session_state[JOBS + lesson.key] = started.jobs
-    st.session_state[RAN + lesson.key] = True
-    st.session_state[TIMES + lesson.key] = [time.time(), None]
+        state.set_lesson_value(state.LESSON_JOBS, lesson.key, started.jobs)
+    state.set_lesson_value(state.LESSON_RAN, lesson.key, True)
+    state.set_lesson_value(state.LESSON_TIMES, lesson.key, [time.time(), None])
 
 
 def draw_explain(lesson: Lesson) -> None:
@@ -75,7 +73,7 @@ def draw_predict(lesson: Lesson) -> None:
         _(W["your_prediction"]),
         list(lesson.choices),
         format_func=text.choices.get,
-        key=PREDICTION + lesson.key,
+        key=state.lesson_key(state.LESSON_PICK, lesson.key),
         label_visibility="collapsed",
     )
 
@@ -149,11 +147,11 @@ def draw_answer(lesson: Lesson, present: bool = False) -> None:
     if outcome.running:
         st.info(_("The experiment is still running; the answer follows when it ends."))
         return
-    times = st.session_state.get(TIMES + lesson.key)
+    times = state.lesson_value(state.LESSON_TIMES, lesson.key)
     if times and lesson.kind == "train":
         times[1] = times[1] or time.time()
         st.caption(_(W["seconds"]).format(seconds=times[1] - times[0]))
-    pick = st.session_state.get(PREDICTION + lesson.key)
+    pick = state.lesson_value(state.LESSON_PICK, lesson.key)
     if pick is not None:
         verdict = W["right"] if pick == lesson.answer else W["wrong"]
         st.markdown(f"**{_(verdict)}** {_(W['your_prediction'])}: {text.choices[pick]}")

@@ -19,6 +19,7 @@ from core.config import TrainConfig
 from core.data import DataError, DataRequest, TensorData, data_root, load
 from core.experiments import fit_to_data
 from core.jobs import Arm, JobManager, LocalJobManager
+from core.scheduling import Policy
 from core.spec import NetSpec
 from core.store import RunStore
 from core.workers import ProcessJobManager
@@ -49,7 +50,8 @@ def job_manager() -> JobManager:
     how long a paused run keeps its place (default 180 s). RESNET_EXPLORER_BACKEND=threads
     trains in this process instead of worker processes (for debugging); =ray trains each
     run as a Ray actor on the cluster at $RAY_ADDRESS (unset: a local Ray instance), the
-    store staying here (core.ray_jobs)."""
+    store staying here (core.ray_jobs). The rest of the teacher's limits (GPU share, per
+    address, steps, minutes): `Policy.from_env`."""
     global _manager, _store
     with _lock:
         if _manager is None:
@@ -60,6 +62,7 @@ def job_manager() -> JobManager:
                 "max_per_owner": per_owner,
                 "threads_per_job": threads_per_job(running),
                 "pause_release_s": max(0.0, float(os.environ.get(PAUSE_RELEASE_ENV, "180"))),
+                "policy": Policy.from_env(),
             }
             backend = os.environ.get(BACKEND_ENV, "").strip().lower()
             if backend == "ray":  # imports Ray only when chosen; says how to install it
@@ -94,6 +97,19 @@ def dataset(request: DataRequest) -> TensorData:
     return load(request, download=request.name in ("mnist", "fashion_mnist", "cifar10"))
 
 
+def client_address() -> str | None:
+    """The browser's network address, for the caps per address that a new `?me=` token
+    does not reset. None when unknown: outside a page, and for localhost (Streamlit's
+    `st.context.ip_address`). Behind a reverse proxy every browser has the proxy's
+    address: turn the cap off there (RESNET_EXPLORER_MAX_PER_ADDRESS=0)."""
+    try:
+        import streamlit as st
+
+        return st.context.ip_address
+    except Exception:  # no script run (a test, a bench): nothing to count by
+        return None
+
+
 @dataclass(frozen=True)
 class Started:
     """What `submit` did: the new run's id, or why it could not start (a readable line)."""
@@ -108,6 +124,7 @@ def submit(
     specs: Sequence[NetSpec],
     request: DataRequest | None,
     config: TrainConfig,
+    client: str | None = None,
 ) -> Started:
     """Load the data, fit every net to it, check the settings against it, and queue the run.
 
@@ -117,6 +134,7 @@ def submit(
 
     Args:
         request: the data; None when the page has none to offer yet (no zip uploaded).
+        client: the browser's address; default: this page's (`client_address`).
     """
     try:
         if request is None:
@@ -125,8 +143,9 @@ def submit(
         arms = [Arm(spec.name, fit_to_data(spec, data)) for spec in specs]
         config.validate(len(data.y_train))
         mgr = job_manager()
+        where = {"client": client if client is not None else client_address()}
         if isinstance(mgr, ProcessJobManager):  # the worker loads the data itself
-            return Started(job=mgr.submit(owner, name, arms, data, config, request=request))
-        return Started(job=mgr.submit(owner, name, arms, data, config))
+            where["request"] = request
+        return Started(job=mgr.submit(owner, name, arms, data, config, **where))
     except ValueError as e:  # ExplainedError's base: every refusal a user can cause
         return Started(error=str(e))

@@ -30,6 +30,33 @@ DEGRADATION_STEPS = "degradation_steps"
 OVERLAY_PICK, RUNS_OPEN = "overlay_pick", "runs_open"
 INIT_DEPTHS, INIT_BN, INIT_ACT = "init_depths", "init_bn", "init_act"
 COMPARE_TAB, _OPEN_TAB = "compare_tab", "open_tab"
+LANG_SELECT, PRESENT_TOGGLE = "lang_select", "present_toggle"
+# The lesson page keeps one value of each kind per lesson: `lesson_key(kind, lesson)`.
+LESSON_JOBS, LESSON_PICK, LESSON_STEP = "lesson_jobs_", "lesson_pick_", "lesson_step_"
+LESSON_RAN, LESSON_TIMES = "lesson_ran_", "lesson_times_"  # times: [started, seen ended]
+
+
+def widget_value(key: str, default=None):
+    """The value of the widget with this key (one of the constants above)."""
+    return st.session_state.get(key, default)
+
+
+def set_widget_value(key: str, value) -> None:
+    """Set a widget's value before it is drawn (e.g. from the URL)."""
+    st.session_state[key] = value
+
+
+def lesson_key(kind: str, lesson: str) -> str:
+    """The session key (or the widget key, for LESSON_PICK) of one lesson's value."""
+    return kind + lesson
+
+
+def lesson_value(kind: str, lesson: str, default=None):
+    return st.session_state.get(lesson_key(kind, lesson), default)
+
+
+def set_lesson_value(kind: str, lesson: str, value) -> None:
+    st.session_state[lesson_key(kind, lesson)] = value
 
 
 def owner() -> str:
@@ -209,6 +236,18 @@ def set_explain_pending(what: str | None) -> None:
 # choice of images, which the Runs and Inside pages set before opening Explain.
 RUNS_FILTER, RUNS_IMPORT, RUNS_OVERLAY = "runs_filter", "runs_import", "runs_overlay"
 EXPLAIN_RUN, EXPLAIN_PICK = "ex_run", "ex_how"
+# The Explain page's other widgets that tests set: the method, images, block and button of
+# the maps tab, and the two check tabs' methods, image count and button (prefix + suffix).
+EXPLAIN_METHOD, EXPLAIN_K, EXPLAIN_BLOCK = "ex_method", "ex_k", "ex_block"
+EXPLAIN_GO, EXPLAIN_PER_IMAGE = "ex_go", "ex_per_image"
+EXPLAIN_SANITY, EXPLAIN_LOCALISATION = "ex_san", "ex_loc"
+
+
+def window_key(side: int) -> str:
+    """The occlusion window's widget on images `side` pixels wide."""
+    return f"ex_window_{side}"
+
+
 # Session keys: the runs waiting for a delete confirmation, the last export made, the
 # last import's file and result.
 RUNS_DELETE, RUNS_EXPORT, RUNS_IMPORTED = "runs_to_delete", "runs_exported", "runs_imported"

@@ -1,35 +1,38 @@
-"""The local training backend: a bounded worker pool, a FIFO queue, owners, commands.
+"""The local training backend: a bounded worker pool, a fair queue, owners, commands.
 
 It implements `core.jobs_api.JobManager`. Each job's training is a synchronous
 `core.run.Run` that one worker thread drives; workers never touch the UI, an exception
 ends its own run only, and an ended run keeps its logs and final weights, nothing more.
+Who starts next and how many train at once is `core.scheduler.Scheduler`'s to say.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import os
 import queue
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from core.config import TrainConfig
 from core.data import TensorData
+from core.job_record import Job, job_info
 from core.jobs_api import JobError as JobError
 from core.jobs_api import JobInfo as JobInfo
 from core.jobs_api import JobManager as JobManager
 from core.jobs_api import (
     check_arms,
     check_command,
-    check_room,
+    free_gpu_bytes,
+    on_gpu,
     release_message,
     running_refusal,
+    training_bytes,
 )
 from core.run import (  # statuses, Arm and Command: pages import them from here
     ACTIVE,
@@ -38,7 +41,6 @@ from core.run import (  # statuses, Arm and Command: pages import them from here
     PAUSED,
     QUEUED,
     RUNNING,
-    Arm,
     Command,
     Run,
     Weights,
@@ -47,47 +49,26 @@ from core.run import (  # statuses, Arm and Command: pages import them from here
 from core.run import DIVERGED as DIVERGED
 from core.run import FINISHED as FINISHED
 from core.run import STOPPED as STOPPED
-from core.spec import NetSpec
+from core.run import Arm as Arm
+from core.scheduler import Scheduler
+from core.scheduling import Policy
 from core.telemetry import RunLog
 
 log = logging.getLogger("resnet_explorer.jobs")
 RECHECK_S = 1.0  # a paused worker past its release time looks for waiting runs this often
-
-
-@dataclass(eq=False)
-class Job:
-    id: str
-    owner: str
-    name: str
-    arms: tuple[Arm, ...]
-    data: Callable[[], TensorData] | TensorData
-    config: TrainConfig
-    created: float = field(default_factory=time.time)
-    status: str = QUEUED
-    message: str = ""
-    logs: dict[str, RunLog] = field(default_factory=dict)
-    commands: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
-    urgent: threading.Event = field(default_factory=threading.Event)  # a stop or pause waits
-    ended: threading.Event = field(default_factory=threading.Event)  # over, thread gone
-    run: Run | None = None  # from its start until it ends
-    paused_since: float | None = None
-    # What an ended run keeps: its final weights on the CPU and the numbers the page shows.
-    weights: dict[str, Weights] = field(default_factory=dict)
-    torch_device: torch.device | None = None
-    device: str = ""
-    classes: tuple[str, ...] = ()
-    step: int = 0
-    total_steps: int = 0
-    skips: dict[str, dict[int, bool]] = field(default_factory=dict)
+QUOTA_EVERY_S = 1.0  # a training worker looks at its owner's training time this often
 
 
 class LocalJobManager(JobManager):
     """Runs jobs on threads in this process.
 
     Args:
-        max_running: jobs training at once; the rest wait in a FIFO queue.
+        max_running: jobs training on the CPU at once (GPU jobs: while their memory
+            fits, see core.scheduling); the rest wait in a fair queue.
         max_per_owner: queued + running jobs one owner may have.
         max_queue: queued jobs in all; beyond it, submit refuses.
+        policy: the other limits (per address, steps, training time); default: none.
+            Its CPU places, per-owner and queue caps are the arguments above.
         threads_per_job: torch intra-op threads per worker; default: cores / max_running,
             so concurrent runs do not oversubscribe the CPU.
         pause_release_s: a run paused this long gives its training place to a waiting run;
@@ -101,12 +82,20 @@ class LocalJobManager(JobManager):
         max_queue: int = 50,
         threads_per_job: int | None = None,
         pause_release_s: float = 180.0,
+        policy: Policy | None = None,
     ):
         self.max_running = max_running
         self.max_per_owner = max_per_owner
         self.max_queue = max_queue
         self.threads_per_job = threads_per_job or max(1, (os.cpu_count() or 1) // max_running)
         self.pause_release_s = pause_release_s
+        self.policy = dataclasses.replace(
+            policy or Policy(),
+            max_cpu_runs=max_running,
+            max_per_owner=max_per_owner,
+            max_queue=max_queue,
+        )
+        self.scheduler = Scheduler(self.policy, free_gpu_bytes)
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self._queue: list[Job] = []
@@ -115,15 +104,29 @@ class LocalJobManager(JobManager):
 
     # -- the interface ------------------------------------------------------------------
 
-    def submit(self, owner: str, name: str, arms, data, config: TrainConfig) -> str:
+    def submit(
+        self, owner: str, name: str, arms, data, config: TrainConfig, *, client: str | None = None
+    ) -> str:
         arms = check_arms(arms, config)
-        config.validate(len(data.y_train) if isinstance(data, TensorData) else None)
+        n = len(data.y_train) if isinstance(data, TensorData) else None
+        config.validate(n)
+        memory, gpu = training_bytes(arms, config.batch_size), on_gpu(config.device)
         with self._lock:
             mine = [j for j in self._jobs.values() if j.owner == owner and j.status in ACTIVE]
-            check_room(len(mine), self.max_per_owner, len(self._queue), self.max_queue)
+            self.scheduler.check(
+                owner,
+                client,
+                owner_active=len(mine),
+                waiting=len(self._queue),
+                steps=config.total_steps(n) if n else None,
+                memory=memory,
+                gpu=gpu,
+                running=list(self._running),
+            )
             job_id = f"run-{next(self._ids)}"
-            job = Job(job_id, owner, name, arms, data, config)
+            job = Job(job_id, owner, name, arms, data, config, client)
             self._jobs[job_id] = job
+            self.scheduler.add(job_id, owner, client, memory, gpu)
             self._queue.append(job)
             self._start_next()
         return job_id
@@ -134,7 +137,8 @@ class LocalJobManager(JobManager):
 
     def list(self, owner: str) -> list[JobInfo]:
         with self._lock:
-            return [self._info(j) for j in self._jobs.values() if j.owner == owner]
+            places = self._positions()
+            return [job_info(j, places.get(j.id)) for j in self._jobs.values() if j.owner == owner]
 
     def logs(self, job_id: str, owner: str) -> dict[str, RunLog]:
         with self._lock:
@@ -149,7 +153,7 @@ class LocalJobManager(JobManager):
                 self._apply_released(job, command)
                 return
             job.commands.put(command)
-            if command.kind in ("stop", "pause"):
+            if command.kind in ("stop", "pause") and command.at_step is None:
                 job.urgent.set()  # after the put: the worker clears it, then drains
 
     def cancel(self, job_id: str, owner: str) -> None:
@@ -159,13 +163,13 @@ class LocalJobManager(JobManager):
             if job.status == QUEUED and job.run is None:
                 self._queue.remove(job)
                 job.status, job.message = CANCELLED, "cancelled before it started"
-                job.ended.set()
+                self._ended(job)
             elif job.status == QUEUED or self._released(job):  # paused, not training
                 if job in self._queue:
                     self._queue.remove(job)
                 job.run.apply(Command("stop"))
                 self._keep_results(job, job.run)
-                job.ended.set()
+                self._ended(job)
             elif job.status in (RUNNING, PAUSED):
                 job.commands.put(Command("stop"))
                 job.urgent.set()
@@ -219,36 +223,32 @@ class LocalJobManager(JobManager):
         return job.run is not None and job.status == PAUSED and job.id not in self._running
 
     def _info(self, job: Job) -> JobInfo:
-        run = job.run
-        training = run is not None and job.status == RUNNING
-        return JobInfo(
-            id=job.id,
-            owner=job.owner,
-            name=job.name,
-            status=job.status,
-            message=job.message,
-            arms=tuple(a.name for a in job.arms),
-            step=run.step_count if run is not None else job.step,
-            total_steps=run.total_steps if run is not None else job.total_steps,
-            eta_seconds=run.eta_seconds if training else None,
-            images_per_s=run.rate if training else 0.0,
-            queue_position=self._queue.index(job) + 1 if job in self._queue else None,
-            device=job.device,
-            created=job.created,
-            config=job.config,
-            skips=run.skips() if run is not None else job.skips,
-            specs=run.specs() if run is not None else _specs(job),
-            classes=job.classes,
-        )
+        return job_info(job, self._positions().get(job.id))
+
+    def _positions(self) -> dict[str, int]:
+        """Queue positions in the order runs will start. Caller holds the lock."""
+        if not self._queue:
+            return {}
+        return self.scheduler.positions([j.id for j in self._queue], list(self._running))
 
     def _start_next(self) -> None:
-        """Start queued jobs while there is room. Caller holds the lock."""
-        while self._queue and len(self._running) < self.max_running:
-            job = self._queue.pop(0)
+        """Start the queued jobs the scheduler lets in, in its order. Caller holds the lock."""
+        if not self._queue:
+            return
+        waiting = {j.id: j for j in self._queue}
+        for job_id in self.scheduler.starts(list(waiting), list(self._running)):
+            job = waiting[job_id]
+            self._queue.remove(job)
             job.status, job.message = RUNNING, ""
             thread = threading.Thread(target=self._work, args=(job,), name=job.id, daemon=True)
             self._running[job.id] = thread
+            self.scheduler.started(job.id)
             thread.start()
+
+    def _ended(self, job: Job) -> None:
+        """The job is over: its place and its counts are free. Caller holds the lock."""
+        self.scheduler.leave(job.id)
+        job.ended.set()
 
     def _work(self, job: Job) -> None:
         """A worker thread: start (or continue) the job's run and drive it."""
@@ -276,7 +276,7 @@ class LocalJobManager(JobManager):
                 if self._running.get(job.id) is threading.current_thread():
                     del self._running[job.id]  # (a released run's place is already free)
                 if job.status not in ACTIVE:
-                    job.ended.set()
+                    self._ended(job)
                 self._start_next()
 
     def _drive(self, job: Job, run: Run) -> None:
@@ -290,12 +290,27 @@ class LocalJobManager(JobManager):
                 except queue.Empty:
                     break
             self._sync(job, run)  # a copy_model holding the lock keeps this step waiting
+            self._check_time(job, run)
             if run.status == PAUSED:
                 if self._wait_paused(job, run):
                     return
                 continue
             run.step()
         self._sync(job, run)
+
+    def _check_time(self, job: Job, run: Run) -> None:
+        """Stop the run when its owner's training time is used up (looked at once a
+        second: the quota counts minutes)."""
+        now = time.monotonic()
+        if now - job.time_checked < QUOTA_EVERY_S:
+            return
+        job.time_checked = now
+        with self._lock:
+            why = self.scheduler.out_of_time(job.id)
+        if why is not None and not run.ended:
+            run.apply(Command("stop"))
+            run.message = f"{why} at step {run.step_count}"
+            self._sync(job, run)
 
     def _sync(self, job: Job, run: Run) -> None:
         with self._lock:
@@ -329,6 +344,7 @@ class LocalJobManager(JobManager):
         """Give a paused run's place to a waiting run. Caller holds the lock."""
         job.message = release_message(self.pause_release_s)
         del self._running[job.id]  # from here on, commands are applied by `send`
+        self.scheduler.released(job.id)
         waiting = [job.commands.get_nowait() for _ in range(job.commands.qsize())]
         for command in waiting:  # sent while the worker was deciding
             if self._released(job):
@@ -342,13 +358,15 @@ class LocalJobManager(JobManager):
             job.commands.put(command)
             job.status, job.paused_since = QUEUED, None
             job.message = "resumed: it continues as soon as a training place is free"
-            self._queue.insert(0, job)
+            ticket = self.scheduler.tickets[job.id]
+            self.scheduler.add(job.id, job.owner, job.client, ticket.memory, ticket.gpu, True)
+            self._queue.append(job)
             self._start_next()
             return
         run.apply(command)
         if run.ended:  # stopped
             self._keep_results(job, run)
-            job.ended.set()
+            self._ended(job)
 
     def _keep_results(self, job: Job, run: Run, weights: dict[str, Weights] | None = None):
         """Keep what an ended run's pages need (logs, CPU weights, numbers), drop the rest:
@@ -368,8 +386,3 @@ class LocalJobManager(JobManager):
         else:
             with self._lock:
                 job.status, job.message = FAILED, message
-
-
-def _specs(job: Job) -> dict[str, NetSpec]:
-    """Each arm's spec: as it ended (skips as they were), or as submitted."""
-    return {a.name: job.weights[a.name].spec if a.name in job.weights else a.spec for a in job.arms}

@@ -82,6 +82,23 @@ def free_device_bytes(device: str) -> int | None:
     return None
 
 
+def on_gpu(device: str) -> bool:
+    """Whether a run with this `TrainConfig.device` trains on a CUDA GPU."""
+    return device in ("auto", "cuda") and torch.cuda.is_available()
+
+
+def free_gpu_bytes() -> int | None:
+    """The CUDA device's free memory now; None without one (the scheduler's question)."""
+    return torch.cuda.mem_get_info()[0] if torch.cuda.is_available() else None
+
+
+def training_bytes(arms, batch_size: int) -> int:
+    """What the networks of a run need for training together, by the plan's estimate
+    (activations for a batch, weights, gradients, optimizer state): the scheduler admits
+    GPU runs by it."""
+    return sum(check_memory(make_plan(a.spec), batch_size) for a in arms)
+
+
 def check_device_memory(arms, batch_size: int, free: int | None) -> int:
     """At submit: each network's training memory within the caps and the free memory, and
     all of a run's networks (resident at once, trained in turn) together too. Returns the
@@ -118,6 +135,8 @@ def check_command(name: str, status: str, command: Command, arms) -> None:
         raise JobError(f"there is no command {command.kind!r}; use one of {COMMANDS}")
     if command.arm is not None and command.arm not in arms:
         raise JobError(f"{name} has no network named {command.arm!r}")
+    if command.at_step is not None and command.at_step < 0:
+        raise JobError(f"a command cannot wait for step {command.at_step}; use 0 or more")
 
 
 def release_message(seconds: float) -> str:
@@ -139,10 +158,17 @@ def running_refusal(name: str, status: str) -> JobError:
 
 class JobManager(abc.ABC):
     """What the UI may ask of a training backend. Every call names the owner (a browser
-    session id); a job is invisible to everyone else."""
+    session id); a job is invisible to everyone else.
+
+    `submit`'s `client` is the browser's network address (`st.context.ip_address`; None
+    when unknown): the per-address caps count it, so new `?me=` tokens do not reset them.
+    A command with `at_step` lands when the run has taken that many steps.
+    """
 
     @abc.abstractmethod
-    def submit(self, owner: str, name: str, arms, data, config: TrainConfig) -> str: ...
+    def submit(
+        self, owner: str, name: str, arms, data, config: TrainConfig, *, client: str | None = None
+    ) -> str: ...
 
     @abc.abstractmethod
     def info(self, job_id: str, owner: str) -> JobInfo: ...

@@ -7,6 +7,7 @@ deployment can read them all at once. Pure data: no torch, no I/O.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -88,3 +89,36 @@ class DataLimits:
 
 
 DATA_LIMITS = DataLimits()
+
+
+# -- scheduling (core/scheduling.py) -------------------------------------------------------
+
+# Of the GPU's free memory, what all runs together may hold by the plan's estimate: the
+# estimate leaves out the allocator's cache and each process's CUDA context (about 0.5
+# GB), so a fifth stays spare. Set by RESNET_EXPLORER_GPU_SHARE.
+GPU_SHARE = 0.8
+# Runs on one GPU at once even when their memory fits: a class of 30 in rounds of 8
+# keeps each run's share of the GPU's time large enough to see its charts move.
+MAX_GPU_RUNS = 8
+# Waiting or running runs per client address, whatever its `?me=` tokens: two browsers
+# of the default 3 on one shared computer. Set by RESNET_EXPLORER_MAX_PER_ADDRESS (0: off,
+# for servers behind a proxy, where every student has the proxy's address).
+MAX_PER_CLIENT = 6
+# "Recently", for the fair queue and the per-owner quota: one lesson.
+FAIR_WINDOW_S = 3600.0
+
+
+def env_number(env, name: str, default: float, low: float, high: float = math.inf) -> float:
+    """A number from the environment mapping `env`, else `default` (also when it is not a
+    number within [low, high]: logged, so a typo does not go unnoticed)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if low <= value <= high:
+        return value
+    logging.getLogger(__name__).warning("%s=%r is not a number from %g to %g", name, raw, low, high)
+    return default

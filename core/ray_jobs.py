@@ -37,6 +37,7 @@ it, `import_ray` says how to install it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import logging
@@ -176,6 +177,7 @@ class RayJobManager(ProcessJobManager):
             "arms": {a: (now or start).to_json(indent=None) for a, (start, now) in specs.items()},
             "threads": self.threads_per_job,
             "checkpoint_every": self.checkpoint_every,
+            "scheduled": self._scheduled.get(slot.id, []) if slot.resume else [],
         }
         slot.conn, slot.ready, slot.report = None, False, {}
         slot.paused_since, slot.releasing, slot.released = None, False, False
@@ -190,7 +192,10 @@ class RayJobManager(ProcessJobManager):
         if not slot.ready:
             slot.pending.append(command)
             return
-        self._call(slot, {f: getattr(command, f) for f in command.__dataclass_fields__})
+        raw = dataclasses.asdict(command)
+        if command.at_step is not None:  # sent again to an actor that resumes the run
+            self._scheduled.setdefault(slot.id, []).append(raw)
+        self._call(slot, raw)
 
     def _call(self, slot, raw: dict) -> None:
         slot.conn.command.remote(next(self._calls[slot.id]), raw)
@@ -264,6 +269,7 @@ class RayJobManager(ProcessJobManager):
             if finished:
                 break
             self._release_if_due(slot)
+            self._check_time(slot)  # the owner's training time, as the process backend
         try:
             return ray.get(done)
         except ray.exceptions.RayError as e:  # the actor died: node lost, killed

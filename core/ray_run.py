@@ -117,7 +117,7 @@ class RunActor:
                 ready = self._waiting.pop(self._next)
                 self.commands.put(ready)
                 self._next += 1
-                if ready["kind"] in ("stop", "pause", "release"):
+                if ready["kind"] in ("stop", "pause", "release") and ready.get("at_step") is None:
                     self.urgent.set()  # after the put: the loop clears it, then drains
 
     def pull(self) -> dict:
@@ -174,6 +174,9 @@ class RunActor:
         )
         if checkpoints:
             self._restore(run, checkpoints)
+        for raw in self.job.get("scheduled") or ():  # sent to an earlier actor of this run
+            if raw.get("at_step") is not None and raw["at_step"] > run.step_count:
+                run.apply(Command(**raw))  # waits in the Run again for its step
         return run
 
     def _restore(self, run: Run, checkpoints: dict[str, bytes]) -> None:
@@ -199,10 +202,21 @@ class RunActor:
                 if self._paused(run):
                     return True
                 continue
-            run.step()
+            with self.state:  # a command for this step (at_step) lands at its end
+                before = (run.status, run.spec_changes)
+                run.step()
+                self._landed(run, *before)
             if run.step_count - self.last_checkpoint >= every and not run.ended:
                 self._checkpoint(run)
         return False
+
+    def _landed(self, run: Run, status: str, spec_changes: int) -> None:
+        """What a command scheduled for the step just taken changed. Caller holds `state`."""
+        if run.spec_changes != spec_changes:
+            for name, spec in run.specs().items():
+                self.outbox.spec(name, spec)
+        if run.status == PAUSED and status != PAUSED:
+            self._checkpoint(run)
 
     def _apply_waiting(self, run: Run, timeout: float = 0.0) -> bool:
         """Apply every waiting command; True on a release while paused."""

@@ -8,6 +8,7 @@ Never imports the UI.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -59,6 +60,9 @@ class Command:
     on: bool = True  # skip: on or off
     value: float = 0.0  # lr: the new learning rate
     arm: str | None = None  # skip/lr: which arm (None: all)
+    # Apply when the run has taken this many steps, before the next step runs (None: now;
+    # a step already passed: now). Lesson 8 switches its skips on mid-run with it.
+    at_step: int | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,8 @@ class Run:
         self._rate_mark = (0, 0.0)  # (images, seconds) where the rate window began
         self._first_round = (0, 0.0)  # (steps, seconds) when the first round ended
         self._interrupt = interrupt or (lambda: False)
+        self._scheduled: list[Command] = []  # commands waiting for their step
+        self.spec_changes = 0  # counts applied skips: a worker stores the specs anew
 
     # -- what the pages read ------------------------------------------------------------
 
@@ -203,6 +209,7 @@ class Run:
         self._measure_rate()
         if self.status == RUNNING and all(t.done for t in self.trainers.values()):
             self._end(FINISHED, "", event=("finished", "done"))
+        self._apply_due()  # the step they wait for has come: before the next one runs
 
     def _measure_rate(self) -> None:
         images = sum(t.step_count for t in self.trainers.values()) * self.config.batch_size
@@ -214,10 +221,20 @@ class Run:
 
     # -- commands -----------------------------------------------------------------------
 
+    @property
+    def scheduled(self) -> tuple[Command, ...]:
+        """Commands waiting for their step, in the order they will be applied."""
+        return tuple(self._scheduled)
+
     def apply(self, command: Command) -> None:
-        """Apply one command now, between steps. A refused skip or lr is logged as a
+        """Apply one command between steps: now, or with `at_step` when the run has taken
+        that many steps (before the next step runs). A refused skip or lr is logged as a
         'rejected' event and the run goes on; an ended run ignores every command."""
         if self.ended:
+            return
+        if command.at_step is not None and command.at_step > self.step_count:
+            self._scheduled.append(command)  # stable: same step, order sent
+            self._scheduled.sort(key=lambda c: c.at_step)
             return
         match command:
             case Command(kind="stop"):
@@ -230,10 +247,16 @@ class Run:
             case Command(kind="skip", block=block, on=on, arm=arm):
                 self._each(arm, lambda t: t.set_skip(on, block))
                 self._store_specs()
+                self.spec_changes += 1
             case Command(kind="lr", value=value, arm=arm):
                 self._each(arm, lambda t: t.set_lr(value))
             case _:
                 pass  # a repeated pause or resume changes nothing
+
+    def _apply_due(self) -> None:
+        """Apply the scheduled commands whose step has come (every arm is at it)."""
+        while not self.ended and self._scheduled and self._scheduled[0].at_step <= self.step_count:
+            self.apply(dataclasses.replace(self._scheduled.pop(0), at_step=None))
 
     def fail(self, message: str) -> None:
         """End the run as failed; `message` is written for the user."""

@@ -173,6 +173,7 @@ class Worker:
                 total_steps=run.total_steps,
                 results={"classes": list(run.classes)},
             )
+            self.reschedule(run)
             self.report(force=True)
             self.drive(run)
         except BaseException as e:  # MemoryError and the rest: this run ends, said why
@@ -200,7 +201,9 @@ class Worker:
                 if self.paused(run):
                     return
                 continue
+            before = (run.status, run.spec_changes)
             run.step()
+            self.landed(run, *before)
             if run.step_count - self.last_checkpoint >= every and not run.ended:
                 self.checkpoint(run)
             self.report()
@@ -226,6 +229,23 @@ class Worker:
             if run.status != before:
                 self.status_changed(run)
         return None
+
+    def landed(self, run: Run, status: str, spec_changes: int) -> None:
+        """Store what a command scheduled for this step (`Command.at_step`) changed."""
+        if run.spec_changes != spec_changes:
+            for name, spec in run.specs().items():
+                self.writer.arm(name, spec=spec)
+        if run.status != status and not run.ended:  # a stop is stored by `end`
+            self.status_changed(run)
+
+    def reschedule(self, run: Run) -> None:
+        """Commands for a later step that the server sent to an earlier worker of this
+        run (before a release or a kill): they wait in the Run again. Those for the
+        checkpoint's step or before were applied before it was written (a Run applies
+        them at the end of their step)."""
+        for raw in self.job.get("scheduled") or ():
+            if raw.get("at_step") is not None and raw["at_step"] > run.step_count:
+                run.apply(Command(**raw))
 
     def status_changed(self, run: Run) -> None:
         if run.status == PAUSED:  # weights stand still: a copy for Explain, a resume point

@@ -45,16 +45,21 @@ from core.jobs_api import (
     JobManager,
     check_arms,
     check_command,
-    check_room,
+    free_gpu_bytes,
+    on_gpu,
     release_message,
     running_refusal,
+    training_bytes,
 )
 from core.run import ACTIVE, CANCELLED, INTERRUPTED, QUEUED, RUNNING, STOPPED, Command
+from core.scheduler import Scheduler
+from core.scheduling import Policy
 from core.store import RunStore
 from core.store_records import RunInfo, StoreError
 from core.store_view import StoredLog, safe_arm_ids
 from core.worker_process import data_to_bytes
 from core.worker_process import main as worker_main
+from core.worker_queue import SlotQueue
 from core.worker_resume import copy_weights, prepare_resume, run_data
 from core.worker_slots import Slot, display, job_info, mark_dead, start_bare
 
@@ -62,12 +67,12 @@ log = logging.getLogger("resnet_explorer.workers")
 RECHECK_S = 1.0  # the monitor looks at a paused run's release time this often
 
 
-class ProcessJobManager(JobManager):
+class ProcessJobManager(SlotQueue, JobManager):
     """Runs jobs in worker processes, over a RunStore.
 
     Args:
         root: the data directory of the store (default: $RESNET_EXPLORER_DATA).
-        max_running, max_per_owner, max_queue, pause_release_s: as LocalJobManager.
+        max_running, max_per_owner, max_queue, pause_release_s, policy: as LocalJobManager.
         threads_per_job: torch intra-op threads per worker; default cores / max_running.
         checkpoint_every: steps between checkpoints (also at pause and at the end).
         flush_s: the longest a record waits in the worker before it is stored.
@@ -83,12 +88,18 @@ class ProcessJobManager(JobManager):
         pause_release_s: float = 180.0,
         checkpoint_every: int = 100,
         flush_s: float = 1.0,
+        policy: Policy | None = None,
     ):
         self.store = RunStore(root)
         self.max_running, self.max_per_owner, self.max_queue = max_running, max_per_owner, max_queue
         self.threads_per_job = threads_per_job or max(1, (os.cpu_count() or 1) // max_running)
         self.pause_release_s = pause_release_s
         self.checkpoint_every, self.flush_s = checkpoint_every, flush_s
+        limits = {"max_cpu_runs": max_running, "max_per_owner": max_per_owner}
+        self.policy = dataclasses.replace(policy or Policy(), max_queue=max_queue, **limits)
+        self.scheduler = Scheduler(self.policy, free_gpu_bytes)
+        self._scheduled: dict[str, list[dict]] = {}  # run -> commands sent for a later step
+        self._out_of_time: dict[str, str] = {}  # run -> why it was told to stop
         self._ctx = mp.get_context("spawn")
         self._lock = threading.RLock()
         self._slots: dict[str, Slot] = {}
@@ -100,7 +111,15 @@ class ProcessJobManager(JobManager):
     # -- the interface ------------------------------------------------------------------
 
     def submit(
-        self, owner, name, arms, data, config: TrainConfig, *, request: DataRequest | None = None
+        self,
+        owner,
+        name,
+        arms,
+        data,
+        config: TrainConfig,
+        *,
+        request: DataRequest | None = None,
+        client: str | None = None,
     ) -> str:
         """Queue a run. `data`: the TensorData (handed to the worker when `request` is
         None, else only read here for its size and classes, the worker loads `request`)."""
@@ -117,9 +136,11 @@ class ProcessJobManager(JobManager):
             "classes": list(data.classes) if data is not None else [],
             "root": str(data_root()),  # where the request's files are (uploads, downloads)
         }
+        memory, gpu = training_bytes(arms, config.batch_size), on_gpu(config.device)
+        steps = config.total_steps(n) if n else None
         with self._lock:
             active = len(self.store.list_runs(owner, status=ACTIVE))
-            check_room(active, self.max_per_owner, len(self._queue), self.max_queue)
+            self._check(owner, client, active, steps, memory, gpu)
             job_id = self.store.create_run(
                 owner,
                 name,
@@ -130,6 +151,7 @@ class ProcessJobManager(JobManager):
             )
             slot = Slot(job_id, owner, name, ids, data if request is None else None, request)
             self._slots[job_id] = slot
+            self.scheduler.add(job_id, owner, client, memory, gpu)
             self._queue.append(slot)
             self._start_next()
         return job_id
@@ -178,6 +200,7 @@ class ProcessJobManager(JobManager):
                     self.store.finish(job_id, STOPPED, f"stopped at step {row.step}")
                 else:
                     self.store.finish(job_id, CANCELLED, "cancelled before it started")
+                self.scheduler.leave(job_id)
                 slot.done.set()
             elif slot.released:
                 self._send_released(slot, row, Command("stop"))
@@ -192,6 +215,7 @@ class ProcessJobManager(JobManager):
             self.store.delete(job_id, owner)
             self._slots.pop(job_id, None)
             self._logs.pop(job_id, None)
+            self._scheduled.pop(job_id, None)
 
     def copy_model(self, job_id: str, owner: str, arm: str) -> tuple[nn.Module, TensorData]:
         row = self._row(job_id, owner)
@@ -211,7 +235,8 @@ class ProcessJobManager(JobManager):
             if row.status != INTERRUPTED or job_id in self._running:
                 super().resume(job_id, owner)  # refuses, saying why
             active = len(self.store.list_runs(owner, status=ACTIVE))
-            check_room(active, self.max_per_owner, len(self._queue), self.max_queue)
+            terms = self._resume_terms(row)
+            self._check(owner, None, active, None, *terms)
             slot = self._slots.get(job_id)
             data = run_data(row, slot.data if slot is not None else None, "resume it", load=False)
             prepare_resume(self.store, row)  # raises JobError without a checkpoint
@@ -221,6 +246,7 @@ class ProcessJobManager(JobManager):
             slot = Slot(job_id, owner, row.name, ids, data, request, resume=True)
             self._slots[job_id] = slot
             self._logs.pop(job_id, None)  # rows after the checkpoint are gone: read anew
+            self.scheduler.add(job_id, owner, None, *terms)
             self._queue.append(slot)
             self._start_next()
 
@@ -267,44 +293,8 @@ class ProcessJobManager(JobManager):
         with self._lock:
             slot = self._slots.get(row.id)
             live = dict(slot.report) if slot is not None and row.id in self._running else {}
-            position = self._queue.index(slot) + 1 if slot in self._queue else None
+            position = self._positions().get(row.id)
         return job_info(self.store, row, live, position)
-
-    def _deliver(self, slot: Slot, command: Command) -> None:
-        """To the worker now, or when it has started. Caller holds the lock."""
-        if not slot.ready:
-            slot.pending.append(command)
-            return
-        try:
-            slot.conn.send_bytes(json.dumps(dataclasses.asdict(command)).encode())
-        except OSError:
-            return  # the worker is gone; the monitor says why
-        if command.kind in ("stop", "pause"):
-            slot.flag.value = 1  # after the send: the worker clears it, then drains
-
-    def _send_released(self, slot: Slot, row: RunInfo, command: Command) -> None:
-        """A command to a paused run without a worker. Caller holds the lock."""
-        if command.kind == "resume":  # first in the queue: it had its place before
-            slot.released, slot.resume = False, True
-            self.store.update_run(
-                slot.id,
-                status=QUEUED,
-                message="resumed: it continues as soon as a training place is free",
-            )
-            self._queue.insert(0, slot)
-            self._start_next()
-        elif command.kind == "stop":
-            self.store.finish(slot.id, STOPPED, f"stopped at step {row.step}")
-            slot.released = False
-            slot.done.set()
-        elif command.kind != "pause":
-            slot.pending.append(command)  # skip, lr: applied when it trains again
-
-    def _start_next(self) -> None:
-        """Start queued jobs while there is room. Caller holds the lock."""
-        while self._queue and len(self._running) < self.max_running:
-            slot = self._queue.pop(0)
-            self._spawn(slot)
 
     def _spawn(self, slot: Slot) -> None:
         row = self.store.run(slot.id)
@@ -317,6 +307,7 @@ class ProcessJobManager(JobManager):
             "request": row.data.get("request"),
             "data_root": row.data.get("root"),
             "resume": slot.resume,
+            "scheduled": self._scheduled.get(slot.id, []) if slot.resume else [],
             "threads": self.threads_per_job,
             "checkpoint_every": self.checkpoint_every,
             "flush_s": self.flush_s,
@@ -359,6 +350,7 @@ class ProcessJobManager(JobManager):
             elif not proc.is_alive():
                 break
             self._maybe_release(slot)
+            self._check_time(slot)
         proc.join()
         conn.close()
         self._ended(slot, proc.exitcode)
@@ -379,6 +371,8 @@ class ProcessJobManager(JobManager):
     def _ended(self, slot: Slot, exitcode: int | None) -> None:
         with self._lock:
             self._running.discard(slot.id)
+            self.scheduler.released(slot.id) if slot.released else self.scheduler.leave(slot.id)
+            self._explain_stop(slot)
             slot.process = None
             try:
                 row = self.store.run(slot.id)

@@ -55,7 +55,7 @@ def test_the_build_page_opens_on_the_default_preset(app):
 
 def test_switching_preset_and_skips(app):
     app.run()
-    app.selectbox(key="preset_select").set_value("resnet56").run()
+    app.selectbox(key=state.PRESET_SELECT).set_value("resnet56").run()
     assert shown(app.subheader[0].value).startswith("ResNet-56")
     assert _metrics(app)["Skips on"] == "27 of 27"
     app.toggle[0].set_value(False).run()
@@ -103,7 +103,7 @@ def test_loading_a_bad_spec_shows_a_readable_error_and_keeps_the_page(app):
     app.run()
     bad = PRESETS["resnet20"].spec().to_dict()
     bad["blocks"][3]["shortcut"] = "identity"  # 16x32x32 -> 32x16x16 with no shortcut
-    app.file_uploader(key="spec_upload").upload(
+    app.file_uploader(key=state.SPEC_UPLOAD).upload(
         "broken.json", json.dumps(bad).encode(), "application/json"
     ).run()
     assert not app.exception
@@ -117,7 +117,7 @@ def test_loading_a_bad_spec_shows_a_readable_error_and_keeps_the_page(app):
 def test_loading_a_good_spec_replaces_the_network(app):
     app.run()
     good = PRESETS["resnet8_narrow"].spec()
-    app.file_uploader(key="spec_upload").upload(
+    app.file_uploader(key=state.SPEC_UPLOAD).upload(
         "mine.json", good.to_json().encode(), "application/json"
     ).run()
     assert not app.exception
@@ -126,7 +126,7 @@ def test_loading_a_good_spec_replaces_the_network(app):
 
 
 def _upload(app, name: str, data: bytes):
-    app.file_uploader(key="spec_upload").upload(name, data, "application/json").run()
+    app.file_uploader(key=state.SPEC_UPLOAD).upload(name, data, "application/json").run()
     assert not app.exception
     assert _metrics(app)["Parameters"] == "19,218"  # the page still shows the old net
     return shown(app.error[0].value)
@@ -199,7 +199,7 @@ def test_a_network_name_is_shown_as_plain_text(app):
     markup = heading.removesuffix(": input 3x32x32")
     # every punctuation character of the name is escaped, so none of it is Markdown
     assert re.fullmatch(r"(?:\\[!-/:-@\[-`{-~]|[^!-/:-@\[-`{-~\\])*", markup)
-    app.file_uploader(key="spec_upload").upload(
+    app.file_uploader(key=state.SPEC_UPLOAD).upload(
         "[x](y).json", spec.to_json().encode(), "application/json"
     ).run()
     assert shown(app.success[0].value) == f"Loaded [x](y).json: {name}."

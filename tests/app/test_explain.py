@@ -37,10 +37,10 @@ def _texts(at) -> str:
 
 def _explain(at, job: str, method: str = "saliency", k: int = 2):
     at.run()
-    at.selectbox(key="ex_run").set_value(job).run()
-    at.selectbox(key="ex_method").set_value(method).run()
-    at.slider(key="ex_k").set_value(k)
-    at.button(key="ex_go").click().run()
+    at.selectbox(key=state.EXPLAIN_RUN).set_value(job).run()
+    at.selectbox(key=state.EXPLAIN_METHOD).set_value(method).run()
+    at.slider(key=state.EXPLAIN_K).set_value(k)
+    at.button(key=state.EXPLAIN_GO).click().run()
     return at
 
 
@@ -52,10 +52,11 @@ def test_default_render_lists_the_run_and_offers_the_methods(finished_run):
     at.run()
     assert not at.exception, at.exception
     assert any(
-        o.startswith(f"{finished_run} · tiny twin") for o in at.selectbox(key="ex_run").options
+        o.startswith(f"{finished_run} · tiny twin")
+        for o in at.selectbox(key=state.EXPLAIN_RUN).options
     )
     assert not at.error
-    assert "Saliency" in at.selectbox(key="ex_method").options
+    assert "Saliency" in at.selectbox(key=state.EXPLAIN_METHOD).options
     assert "no object masks" in _texts(at)  # the tiny data has none: localisation says so
 
 
@@ -85,13 +86,13 @@ def test_integrated_gradients_shows_its_completeness_delta(finished_run):
 def test_gradcam_offers_only_conv_and_residual_blocks(finished_run):
     at = page("explain")
     at.run()
-    at.selectbox(key="ex_run").set_value(finished_run).run()
-    at.selectbox(key="ex_method").set_value("gradcam").run()
-    block = at.selectbox(key="ex_block")
+    at.selectbox(key=state.EXPLAIN_RUN).set_value(finished_run).run()
+    at.selectbox(key=state.EXPLAIN_METHOD).set_value("gradcam").run()
+    block = at.selectbox(key=state.EXPLAIN_BLOCK)
     assert block.options == ["the last conv block", "0 · basic", "1 · basic", "2 · basic"]
     block.set_value(1)
-    at.slider(key="ex_k").set_value(2)
-    at.button(key="ex_go").click().run()
+    at.slider(key=state.EXPLAIN_K).set_value(2)
+    at.button(key=state.EXPLAIN_GO).click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert "GradCAM (block 1)" in at.get("plotly_chart")[0].proto.spec
 
@@ -108,7 +109,7 @@ def test_a_running_run_is_refused_with_a_readable_message(finished_run):
     try:
         at = page("explain")
         at.run()
-        at.selectbox(key="ex_run").set_value(job).run()
+        at.selectbox(key=state.EXPLAIN_RUN).set_value(job).run()
         assert not at.exception
         message = at.warning[0].value
         assert message.startswith("long run is ") and "pause it or let it finish first" in message
@@ -121,10 +122,10 @@ def test_a_running_run_is_refused_with_a_readable_message(finished_run):
 def test_sanity_check_draws_a_curve_per_net(finished_run):
     at = page("explain")
     at.run()
-    at.selectbox(key="ex_run").set_value(finished_run).run()
-    at.multiselect(key="ex_san_methods").set_value(["saliency", "guided_backprop"])
-    at.slider(key="ex_san_n").set_value(2)
-    at.button(key="ex_san_go").click().run()
+    at.selectbox(key=state.EXPLAIN_RUN).set_value(finished_run).run()
+    at.multiselect(key=f"{state.EXPLAIN_SANITY}_methods").set_value(["saliency", "guided_backprop"])
+    at.slider(key=f"{state.EXPLAIN_SANITY}_n").set_value(2)
+    at.button(key=f"{state.EXPLAIN_SANITY}_go").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     charts = [c for c in at.get("plotly_chart") if "Sanity check" in c.proto.spec]
     assert len(charts) == 2  # plain and residual, side by side
@@ -141,10 +142,10 @@ def test_localisation_on_shapes_compares_the_nets():
     assert mgr.wait(job, timeout=60) == "finished"
     at = page("explain")
     at.run()
-    at.selectbox(key="ex_run").set_value(job).run()
-    at.multiselect(key="ex_loc_methods").set_value(["saliency", "gradcam"])
-    at.slider(key="ex_loc_n").set_value(8)
-    at.button(key="ex_loc_go").click().run()
+    at.selectbox(key=state.EXPLAIN_RUN).set_value(job).run()
+    at.multiselect(key=f"{state.EXPLAIN_LOCALISATION}_methods").set_value(["saliency", "gradcam"])
+    at.slider(key=f"{state.EXPLAIN_LOCALISATION}_n").set_value(8)
+    at.button(key=f"{state.EXPLAIN_LOCALISATION}_go").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     table = at.dataframe[0].value
     assert list(table["method"]) == ["Saliency", "GradCAM (last conv block)"]
@@ -167,24 +168,26 @@ def test_a_rerun_copies_no_network_and_a_computation_copies_only_the_chosen_ones
     monkeypatch.setattr(mgr, "copy_model", counting)  # the real manager, counted
     at = page("explain")
     at.run()
-    at.selectbox(key="ex_run").set_value(finished_run).run()
-    at.selectbox(key="ex_method").set_value("gradcam").run()  # blocks: from the specs
-    assert at.selectbox(key="ex_block").options[1] == "0 · basic"
-    at.selectbox(key="ex_method").set_value("occlusion").run()  # window: from the input shape
-    assert at.slider(key="ex_window_8").max == 8
-    at.selectbox(key="ex_method").set_value("saliency").run()
-    at.multiselect(key="ex_san_methods").set_value(["saliency"]).run()
+    at.selectbox(key=state.EXPLAIN_RUN).set_value(finished_run).run()
+    at.selectbox(key=state.EXPLAIN_METHOD).set_value("gradcam").run()  # blocks: from the specs
+    assert at.selectbox(key=state.EXPLAIN_BLOCK).options[1] == "0 · basic"
+    at.selectbox(key=state.EXPLAIN_METHOD).set_value(
+        "occlusion"
+    ).run()  # window: from the input shape
+    assert at.slider(key=state.window_key(8)).max == 8
+    at.selectbox(key=state.EXPLAIN_METHOD).set_value("saliency").run()
+    at.multiselect(key=f"{state.EXPLAIN_SANITY}_methods").set_value(["saliency"]).run()
     assert copied == [] and not at.exception
-    at.slider(key="ex_k").set_value(2)
-    at.button(key="ex_go").click().run()
+    at.slider(key=state.EXPLAIN_K).set_value(2)
+    at.button(key=state.EXPLAIN_GO).click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert sorted(copied) == ["Plain-8", "ResNet-8"]  # one copy per network, on the click
-    at.toggle(key="ex_per_image").set_value(True).run()
+    at.toggle(key=state.EXPLAIN_PER_IMAGE).set_value(True).run()
     at.run()
     assert len(copied) == 2 and len(at.get("plotly_chart")) == 1  # redrawn, not recomputed
     at.multiselect(key=f"ex_nets_{finished_run}").set_value(["ResNet-8"]).run()
     assert len(copied) == 2
-    at.button(key="ex_go").click().run()
+    at.button(key=state.EXPLAIN_GO).click().run()
     assert copied[2:] == ["ResNet-8"]  # only the network still chosen
 
 
@@ -385,10 +388,10 @@ def test_sanity_check_on_digits_explains_what_black_pixels_do():
     try:
         at = page("explain")
         at.run()
-        at.selectbox(key="ex_run").set_value(job).run()
-        at.multiselect(key="ex_san_methods").set_value(["integrated_gradients"])
-        at.slider(key="ex_san_n").set_value(2)
-        at.button(key="ex_san_go").click().run()
+        at.selectbox(key=state.EXPLAIN_RUN).set_value(job).run()
+        at.multiselect(key=f"{state.EXPLAIN_SANITY}_methods").set_value(["integrated_gradients"])
+        at.slider(key=f"{state.EXPLAIN_SANITY}_n").set_value(2)
+        at.button(key=f"{state.EXPLAIN_SANITY}_go").click().run()
         assert not at.exception and not at.error, [e.value for e in at.error]
         note = next(c.value for c in at.caption if "exactly black" in c.value)
         assert "multiply by the input" in note and "Adebayo et al. (2018)" in note

@@ -28,7 +28,7 @@ def _texts(at) -> str:
 def _open(job: str):
     at = page("inside")
     at.run()
-    at.selectbox(key="ex_run").set_value(job).run()
+    at.selectbox(key=state.EXPLAIN_RUN).set_value(job).run()
     assert not at.exception, at.exception
     return at
 

@@ -5,7 +5,7 @@ presenter mode's steps, and the contrast of the projector palette (WCAG 2 formul
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import lesson_charts, lesson_chrome, lesson_page, services
+from app import lesson_charts, lesson_chrome, services, state
 from app.lesson_jobs import SIZE_ENV
 from core.lesson_runs import check_claims, plan_lesson
 from core.lessons import load_lessons
@@ -63,7 +63,7 @@ def test_a_shapes_lesson_asks_runs_and_answers_with_its_numbers(lang, verdict, d
     text = lesson.text(lang)
     assert text.question in _texts(at)
     assert text.answer not in _texts(at)  # no answer before the run
-    pills = at.button_group(key=lesson_page.PREDICTION + lesson.key)
+    pills = at.button_group(key=state.lesson_key(state.LESSON_PICK, lesson.key))
     assert pills.options == [text.choices[c] for c in lesson.choices]
     pills.set_value(lesson.answer).run()
     at.button(key=f"run_{lesson.key}").click().run()
@@ -83,7 +83,7 @@ def test_a_wrong_prediction_is_named_and_the_shortcut_refusal_is_shown():
     lesson = LESSONS["06-shortcuts"]
     at = _open(lesson.key, "de")
     wrong = next(c for c in lesson.choices if c != lesson.answer)
-    at.button_group(key=lesson_page.PREDICTION + lesson.key).set_value(wrong).run()
+    at.button_group(key=state.lesson_key(state.LESSON_PICK, lesson.key)).set_value(wrong).run()
     at.button(key=f"run_{lesson.key}").click().run()
     shown = _texts(at)
     assert "**Nicht ganz.**" in shown
@@ -96,7 +96,7 @@ def test_a_train_lesson_runs_in_the_job_manager_and_shows_the_claims_it_checked(
     at = _open(lesson.key, "de")
     at.button(key=f"run_{lesson.key}").click().run()
     assert not at.exception
-    jobs = at.session_state[lesson_page.JOBS + lesson.key]
+    jobs = at.session_state[state.lesson_key(state.LESSON_JOBS, lesson.key)]
     assert len(jobs) == 1  # both nets share settings and data: one job, interleaved
     mgr = services.job_manager()
     assert mgr.wait(jobs[0], timeout=600) == "finished"
@@ -143,11 +143,11 @@ def test_the_sidebar_switches_the_language_and_keeps_it_in_the_url():
     at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=60)
     at.run()
     assert at.title[0].value == "Lessons"
-    at.sidebar.radio(key=lesson_chrome.LANG_SELECT).set_value("de").run()
+    at.sidebar.radio(key=state.LANG_SELECT).set_value("de").run()
     assert not at.exception
     assert at.query_params["lang"] in ("de", ["de"])
     assert at.title[0].value == "Lektionen"
-    at.sidebar.toggle(key=lesson_chrome.PRESENT_TOGGLE).set_value(True).run()
+    at.sidebar.toggle(key=state.PRESENT_TOGGLE).set_value(True).run()
     assert at.query_params["present"] in ("1", ["1"])
 
 

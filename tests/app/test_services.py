@@ -42,3 +42,55 @@ def test_submit_checks_the_settings_against_the_data():
 def test_submit_without_data_asks_for_the_upload():
     started = services.submit(OWNER, "x", [tiny_spec()], None, TrainConfig(device="cpu"))
     assert started == services.Started(error="upload a zip of class folders first")
+
+
+def test_submit_counts_runs_per_client_address_whatever_the_token(monkeypatch):
+    """Two runs from one address fill its cap of 2: a third from a fresh `?me=` token is
+    refused, one from another computer is not (the thread manager: nothing is spawned)."""
+    from core.jobs import LocalJobManager
+    from core.scheduling import Policy
+
+    mgr = LocalJobManager(max_running=1, threads_per_job=1, policy=Policy(max_per_client=2))
+    monkeypatch.setattr(services, "_manager", mgr)
+    long = TrainConfig(steps=100_000, batch_size=16, device="cpu")
+    here, there = "198.51.100.7", "198.51.100.8"
+    jobs = [
+        services.submit(f"tab-{i}", "x", [tiny_spec()], DIGITS, long, client=here) for i in (1, 2)
+    ]
+    try:
+        assert [j.error for j in jobs] == [None, None]
+        third = services.submit("tab-3", "x", [tiny_spec()], DIGITS, long, client=here)
+        assert third == services.Started(
+            error="2 runs from this computer are waiting or running already, in all its "
+            "browser tabs (the limit is 2); stop one or wait for it to finish"
+        )
+        other = services.submit("tab-4", "x", [tiny_spec()], DIGITS, long, client=there)
+        assert other.error is None
+        jobs.append(other)
+        assert services.client_address() is None  # outside a page: not counted
+    finally:
+        for i, started in zip((1, 2, 4), jobs, strict=True):
+            mgr.cancel(started.job, f"tab-{i}")
+            mgr.wait(started.job, timeout=60)
+
+
+def test_lesson_8_switches_the_skips_at_its_step_with_one_command(monkeypatch):
+    """The lesson sends `skip on` with `at_step` (no watcher thread): in the worker
+    process the switch lands exactly at the planned step, and the lesson's claims hold."""
+    from app import lesson_jobs
+    from core.lesson_runs import plan_lesson
+    from core.lessons import load_lessons
+
+    monkeypatch.setenv(lesson_jobs.SIZE_ENV, "tiny")
+    lesson = next(x for x in load_lessons() if x.key == "08-switch")
+    at = next(a for a in plan_lesson(lesson, tiny=True) if a.label == "switched").skips_on_at
+    started = lesson_jobs.start(lesson, OWNER)
+    assert started.error is None
+    mgr = services.job_manager()
+    assert [mgr.wait(job, timeout=300) for job in started.jobs] == ["finished"] * len(started.jobs)
+    logs = {arm: log for job in started.jobs for arm, log in mgr.logs(job, OWNER).items()}
+    events = [(e.step, e.detail) for e in logs["switched"].snapshot().events if e.kind == "skip"]
+    assert events == [(at, "skip on: all blocks")]
+    result = lesson_jobs.outcome(lesson, started.jobs, OWNER)
+    assert not result.running and result.claims
+    assert all(c.held for c in result.claims), [(c.text, c.numbers) for c in result.claims]

@@ -3,8 +3,9 @@ worker processes over the store (ProcessJobManager) and Ray actors (RayJobManage
 local Ray instance with 2 CPUs that this module starts and shuts down).
 
 Submit and finish, twin arms seeing the same batches, commands landing at the paused
-step, the queue with its positions, owners kept apart, cancel, and a failing run. A page
-must not be able to tell the backends apart by any of these.
+step and at a later step (`at_step`), the queue with its positions, owners kept apart,
+cancel, a failing run, and a paused run giving its place away and resuming. A page must
+not be able to tell the backends apart by any of these.
 """
 
 import pytest
@@ -175,25 +176,31 @@ def test_a_failing_run_fails_with_its_message_and_the_next_run_trains(manager):
         manager.send(bad, "alice", Command("pause"))
 
 
-def test_a_paused_run_gives_its_place_away_and_continues_after_resume(manager):
+def test_commands_for_a_later_step_and_a_paused_run_giving_its_place_away(manager):
     manager.pause_release_s = 0.2  # read when a run pauses
-    paused = manager.submit("alice", "paused", arms(), DATA, LONG)
-    wait_for(lambda: info(manager, paused).step >= 3, TIMEOUT, "training")
-    manager.send(paused, "alice", Command("pause"))
-    wait_for(lambda: info(manager, paused).status == "paused", TIMEOUT, "paused")
-    manager.send(paused, "alice", Command("lr", value=0.03))  # before it gives its place
+    cfg = TrainConfig(steps=40, batch_size=16, eval_every=10, **CPU)
+    paused = manager.submit("alice", "paused", arms(), DATA, cfg)
+    manager.send(paused, "alice", Command("pause", at_step=5))
+    manager.send(paused, "alice", Command("lr", value=0.05, at_step=20))
+    wait_for(lambda: info(manager, paused).status == "paused", TIMEOUT, "the pause at step 5")
+    assert info(manager, paused).step == 5
+    manager.send(paused, "alice", Command("lr", value=0.03))  # now, before it gives way
     wait_for(lambda: any(e.kind == "lr" for e in events(manager, paused)), TIMEOUT, "lr event")
     waiting = manager.submit("bob", "waiting", arms(), DATA, SHORT)
     assert manager.wait(waiting, TIMEOUT) == "finished"  # it had the only place
     gave = info(manager, paused)
     assert gave.status == "paused" and "gave its training place" in gave.message
     manager.send(paused, "alice", Command("resume"))
-    wait_for(lambda: info(manager, paused).step > gave.step + 3, TIMEOUT, "training again")
-    manager.cancel(paused, "alice")
-    assert manager.wait(paused, TIMEOUT) == "stopped"
-    steps = manager.logs(paused, "alice")[NET].snapshot().steps
-    assert [r.step for r in steps] == list(range(1, len(steps) + 1))  # no gap, none twice
-    assert all(r.lr == pytest.approx(0.03) for r in steps if r.step > gave.step)
+    assert manager.wait(paused, TIMEOUT) == "finished"
+    snap = manager.logs(paused, "alice")[NET].snapshot()
+    assert [(e.kind, e.step) for e in snap.events if e.kind in ("pause", "lr")] == [
+        ("pause", 5),
+        ("lr", 5),
+        ("lr", 20),
+    ]
+    assert [r.step for r in snap.steps] == list(range(1, 41))  # no gap, none twice
+    lrs = {r.step: r.lr for r in snap.steps}
+    assert (lrs[5], lrs[6], lrs[20], lrs[21]) == pytest.approx((0.1, 0.03, 0.03, 0.05))
 
 
 # -- the Ray backend's own -------------------------------------------------------------------

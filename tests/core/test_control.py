@@ -4,6 +4,7 @@ run lets go of its model, optimizer and data, and the ETA counts each round once
 
 The times asserted here are control guarantees with wide margins, not speed benchmarks."""
 
+import dataclasses
 import gc
 import time
 import weakref
@@ -15,6 +16,7 @@ from core.config import TrainConfig
 from core.data import TensorData
 from core.jobs import Arm, Command, LocalJobManager
 from core.presets import cifar_resnet
+from core.run import Run
 from tests.core.helpers import separable_data, tiny_spec
 from tests.waiting import wait_for
 
@@ -173,3 +175,70 @@ def test_the_eta_at_a_fifth_of_the_run_is_within_a_quarter_of_the_time_taken(man
         if eta == pytest.approx(taken, rel=0.25):
             return
     pytest.fail(f"the ETA at 20% against the time the rest took, three runs: {tries}")
+
+
+# -- commands at a step ------------------------------------------------------------------
+
+PLAIN = dataclasses.replace(tiny_spec(), name="plain")  # resnet8: three residual blocks
+SKIP_AT = 4
+
+
+def _plain_run(steps: int = 8) -> Run:
+    """A Run of the tiny ResNet-8 with every skip off: a plain net."""
+    run = Run([Arm("net", PLAIN)], separable_data(), TrainConfig(steps=steps, batch_size=16, **CPU))
+    run.apply(Command("skip", on=False))
+    return run
+
+
+def _grads(run: Run) -> list[tuple[float, ...]]:
+    return [r.grad_norms for r in run.logs["net"].snapshot().steps]
+
+
+def test_a_command_at_a_step_lands_before_that_step_runs_exactly():
+    scheduled, by_hand = _plain_run(), _plain_run()
+    scheduled.apply(Command("skip", on=True, at_step=SKIP_AT))
+    assert scheduled.scheduled == (Command("skip", on=True, at_step=SKIP_AT),)
+    while not scheduled.ended:
+        scheduled.step()
+        assert all(scheduled.skips()["net"].values()) is (scheduled.step_count >= SKIP_AT)
+    for _ in range(SKIP_AT):  # the oracle: the same command sent by hand after 4 steps
+        by_hand.step()
+    by_hand.apply(Command("skip", on=True))
+    while not by_hand.ended:
+        by_hand.step()
+    events = [(e.kind, e.step, e.detail) for e in scheduled.logs["net"].snapshot().events]
+    assert events[:2] == [("skip", 0, "skip off: all blocks"), ("skip", 4, "skip on: all blocks")]
+    assert _grads(scheduled) == _grads(by_hand)  # the same numbers, step for step
+    # ...and the gradient flow changes from step 5 on, against a run left plain
+    plain = _plain_run()
+    while not plain.ended:
+        plain.step()
+    same = [a == b for a, b in zip(_grads(scheduled), _grads(plain), strict=True)]
+    assert same == [True] * SKIP_AT + [False] * (8 - SKIP_AT)
+
+
+def test_a_command_for_a_step_already_passed_applies_at_once_and_a_pause_waits_its_step():
+    run = _plain_run(steps=10)
+    for _ in range(3):
+        run.step()
+    run.apply(Command("lr", value=0.02, at_step=1))  # late: now, at step 3
+    run.apply(Command("pause", at_step=5))
+    run.apply(Command("lr", value=0.03, at_step=5))  # same step: in the order sent
+    while run.status == "running":
+        run.step()
+    assert (run.status, run.step_count) == ("paused", 5)
+    events = [(e.kind, e.step) for e in run.logs["net"].snapshot().events]
+    assert events[1:] == [("lr", 3), ("pause", 5), ("lr", 5)]
+    assert run.scheduled == ()
+
+
+def test_a_skip_at_a_step_lands_exactly_through_the_thread_manager(manager):
+    cfg = TrainConfig(steps=30, batch_size=16, **CPU)
+    job = manager.submit("alice", "switch", [Arm("net", PLAIN)], separable_data(), cfg)
+    manager.send(job, "alice", Command("skip", on=False))
+    manager.send(job, "alice", Command("skip", on=True, at_step=12))
+    assert manager.wait(job) == "finished"
+    events = manager.logs(job, "alice")["net"].snapshot().events
+    skips = [(e.step, e.detail) for e in events if e.kind == "skip"]
+    assert skips[-1] == (12, "skip on: all blocks")
+    assert all(manager.info(job, "alice").skips["net"].values())

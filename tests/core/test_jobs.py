@@ -7,6 +7,7 @@ import pytest
 
 from core.config import TrainConfig
 from core.jobs import Arm, Command, JobError, LocalJobManager
+from core.scheduling import Policy
 from tests.core.helpers import separable_data, tiny_spec
 from tests.waiting import wait_for
 
@@ -78,7 +79,7 @@ def test_stop_is_honoured_within_one_step(manager):
     assert manager.logs(job, "alice")["resnet8_narrow"].snapshot().events[-1].kind == "stop"
 
 
-def test_queue_is_fifo_with_visible_positions_and_cancel(manager):
+def test_queue_positions_are_visible_and_follow_cancel(manager):
     a = manager.submit("alice", "a", arms(), DATA, LONG)
     b = manager.submit("bob", "b", arms(), DATA, SHORT)
     c = manager.submit("alice", "c", arms(), DATA, SHORT)
@@ -241,3 +242,96 @@ def test_a_runs_networks_must_fit_the_free_device_memory_together():
     message = str(refused.value)
     assert message.startswith("the 2 networks of this run need ")
     assert "1.3x the " in message and message.endswith("race fewer networks at once")
+
+
+# -- scheduling through the thread manager (core.scheduling's policy, real threads) --------
+
+
+@pytest.fixture
+def managers():
+    """LocalJobManager(**kwargs) made by the test; every run of every owner ended after."""
+    made = []
+
+    def make(**kwargs):
+        kwargs = {"max_per_owner": 3, "max_queue": 10, "threads_per_job": 1} | kwargs
+        made.append(LocalJobManager(**kwargs))
+        return made[-1]
+
+    yield make
+    for m in made:
+        jobs = list(m._jobs.values())
+        for job in jobs:
+            if job.status in ("queued", "running", "paused"):
+                m.cancel(job.id, job.owner)
+        for job in jobs:
+            m.wait(job.id, timeout=30)
+
+
+def positions(m, *jobs):
+    return [m.info(job, m._jobs[job].owner).queue_position for job in jobs]
+
+
+def test_one_owners_runs_wait_behind_another_owners_first_run(managers):
+    m = managers(max_running=1)
+    a1 = m.submit("alice", "a1", arms(), DATA, LONG)
+    a2 = m.submit("alice", "a2", arms(), DATA, LONG)
+    a3 = m.submit("alice", "a3", arms(), DATA, LONG)
+    b1 = m.submit("bob", "b1", arms(), DATA, LONG)  # last in, but bob's first
+    assert positions(m, a1, b1, a2, a3) == [None, 1, 2, 3]
+    m.cancel(a1, "alice")
+    assert m.wait(a1) == "stopped"
+    wait_for(lambda: m.info(b1, "bob").status == "running", what="bob's run to start")
+    assert positions(m, b1, a2, a3) == [None, 1, 2]  # everyone moved up by one
+    assert m.info(a2, "alice").status == "queued"
+    m.cancel(b1, "bob")
+    wait_for(lambda: m.info(a2, "alice").status == "running", what="alice's second run")
+    assert positions(m, a3) == [1]
+
+
+def test_several_cpu_runs_train_at_once_up_to_the_cap(managers):
+    m = managers(max_running=2)
+    a = m.submit("alice", "a", arms(), DATA, LONG)
+    b = m.submit("bob", "b", arms(), DATA, LONG)
+    c = m.submit("carol", "c", arms(), DATA, LONG)
+    for job, owner in ((a, "alice"), (b, "bob")):
+        wait_for(lambda j=job, o=owner: m.info(j, o).step >= 2, what=f"{job} training")
+    assert (m.running_threads(), positions(m, c)) == (2, [1])
+
+
+def test_new_tokens_from_one_address_do_not_reset_its_cap(managers):
+    m = managers(max_running=1, policy=Policy(max_per_client=2))
+    first = m.submit("tab-1", "a", arms(), DATA, LONG, client="10.0.0.7")
+    m.submit("tab-2", "b", arms(), DATA, LONG, client="10.0.0.7")
+    with pytest.raises(JobError) as refused:
+        m.submit("tab-3", "c", arms(), DATA, LONG, client="10.0.0.7")
+    assert str(refused.value) == (
+        "2 runs from this computer are waiting or running already, in all its browser tabs "
+        "(the limit is 2); stop one or wait for it to finish"
+    )
+    m.submit("tab-4", "d", arms(), DATA, LONG, client="10.0.0.8")  # another computer
+    m.submit("tab-5", "e", arms(), DATA, LONG)  # address unknown: the token's cap alone
+    m.cancel(first, "tab-1")
+    assert m.wait(first) == "stopped"
+    m.submit("tab-3", "c", arms(), DATA, LONG, client="10.0.0.7")  # room again
+
+
+def test_the_step_budget_refuses_a_longer_run(managers):
+    m = managers(policy=Policy(max_steps=10))
+    with pytest.raises(JobError, match=r"^this run would take 12 steps, 2 more than the 10 "):
+        m.submit("alice", "x", arms(), DATA, SHORT)
+    assert m.list("alice") == []
+
+
+def test_a_run_stops_when_its_owners_training_time_is_used_up(managers):
+    m = managers(policy=Policy(owner_seconds=1.5))
+    job = m.submit("alice", "long", arms(), DATA, LONG)
+    assert m.wait(job, timeout=60) == "stopped"
+    info = m.info(job, "alice")
+    assert info.message == (
+        f"you have used your 0.025 minutes of training time for this hour (0 min), so this "
+        f"run stopped at step {info.step}"
+    )
+    with pytest.raises(JobError, match=r"^you have used your 0.025 minutes of training time"):
+        m.submit("alice", "again", arms(), DATA, SHORT)
+    other = m.submit("bob", "b", arms(), DATA, SHORT)  # bob's time is his own
+    assert m.wait(other) == "finished"
