@@ -43,8 +43,10 @@ import itertools
 import logging
 import math
 import os
+import re
 import threading
 import time
+from pathlib import Path
 
 import torch
 
@@ -63,6 +65,7 @@ PULL_S = 0.25  # the manager collects each actor's records this often
 CALL_TIMEOUT_S = 60.0  # a pull that takes longer means the actor is stuck or gone
 LOCAL_CPUS_ENV = "RESNET_EXPLORER_RAY_CPUS"  # CPUs of a local Ray instance (no RAY_ADDRESS)
 GPU_MEMORY_ENV = "RESNET_EXPLORER_RAY_GPU_GB"  # one cluster GPU's memory, for GPU shares
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours its error texts
 RAY_MISSING = (
     "RESNET_EXPLORER_BACKEND=ray needs Ray, which is not installed here: run "
     "`pip install ray` (on this machine and on every machine of the cluster), or unset "
@@ -87,8 +90,9 @@ def connect(address: str | None = None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS", "").strip() or None
-    if address is not None:
-        ray.init(address=address, log_to_driver=False)
+    if address is not None:  # the cluster's machines get `core` from here, as Ray ships it
+        code = {"py_modules": [str(Path(__file__).resolve().parent)]}
+        ray.init(address=address, runtime_env=code, log_to_driver=False)
         return
     cpus = os.environ.get(LOCAL_CPUS_ENV, "").strip()
     start = functools.partial(
@@ -346,9 +350,19 @@ class RayJobManager(ProcessJobManager):
 
     def _lost(self, slot, error: str) -> None:
         """The actor died without ending its run: interrupted when every arm has a
-        checkpoint (Resume continues from it), else failed."""
+        checkpoint (Resume continues from it), else failed. One that never reported
+        could not start there (a package missing on that machine, say)."""
+        log.error("run %s (%s): its Ray actor ended:\n%s", slot.id, slot.name, error)
+        first = _ANSI.sub("", error).strip().splitlines()[0][:200]
+        if not slot.report:
+            message = (
+                f"the run could not start on the Ray cluster ({first}); the details are in "
+                "the server log"
+            )
+            self.store.finish(slot.id, FAILED, message)
+            return
         step = self.store.mark_interrupted(slot.id)
-        reason = f"its Ray worker was lost ({error.strip().splitlines()[0][:200]})"
+        reason = f"its Ray worker was lost ({first})"
         row = self.store.run(slot.id)
         if all(self.store.checkpoint_path(slot.id, a).is_file() for a in row.arms):
             message = (
@@ -358,7 +372,6 @@ class RayJobManager(ProcessJobManager):
         else:
             message = f"the run stopped at step {step}: {reason}; start it again"
             self.store.finish(slot.id, FAILED, message)
-        log.error("run %s (%s): %s", slot.id, slot.name, message)
 
 
 __all__ = ["RayJobManager", "connect", "gpu_share", "import_ray"]
