@@ -25,7 +25,9 @@ released runs, pause release, resume, copy_model and everything a page reads (`i
   last checkpoint outlive both its actor and the app (a lost actor leaves the run
   interrupted, and Resume continues it from that checkpoint).
 - Data: loaded in the app's process (uploads and downloads are on its disk) and sent to
-  the actor once, as safetensors bytes through Ray's object store.
+  the actor once, as safetensors bytes through Ray's object store. Code: a cluster's
+  machines get this `core` package from the app (Ray's `py_modules`); they need only the
+  same Python packages.
 
 Ray moves values between the app and its actors with its own serializer (pickle), so the
 cluster must be private to the app, as Ray's documentation asks of every cluster. Nothing
