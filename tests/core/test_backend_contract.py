@@ -9,12 +9,14 @@ not be able to tell the backends apart by any of these.
 """
 
 import pytest
+import torch
 
-from core.config import TrainConfig
+from core.config import ConfigError, TrainConfig
 from core.data import DataError, DataRequest, load
 from core.jobs import LocalJobManager
 from core.jobs_api import JobError
 from core.run import Arm, Command, failure_message
+from core.training import pick_device
 from core.workers import ProcessJobManager
 from tests.core.helpers import separable_data, tiny_spec
 from tests.waiting import wait_for
@@ -167,10 +169,21 @@ def test_a_failing_run_fails_with_its_message_and_the_next_run_trains(manager):
         load(request)
     broken = (lambda: load(request)) if manager.backend == "threads" else request
     bad = manager.submit("alice", "bad", arms(), broken, SHORT)
+    # Fails where it trains (the worker, the actor): asks for a GPU this machine lacks.
+    gpu = TrainConfig(steps=12, batch_size=16, device="cuda", precision="fp32")
+    no_gpu = None
+    if not torch.cuda.is_available():
+        no_gpu = manager.submit("alice", "gpu", arms(), DATA, gpu)
     good = manager.submit("alice", "good", arms(), DATA, SHORT)
     assert manager.wait(bad, TIMEOUT) == "failed"
     assert info(manager, bad).message == failure_message(why.value, None)
     assert "MNIST" in info(manager, bad).message or "mnist" in info(manager, bad).message
+    if no_gpu is not None:
+        assert manager.wait(no_gpu, TIMEOUT) == "failed"
+        with pytest.raises(ConfigError) as no_cuda:
+            pick_device("cuda")
+        assert info(manager, no_gpu).message == failure_message(no_cuda.value, 1)
+        assert info(manager, no_gpu).message.endswith("no CUDA device; choose 'auto' or 'cpu'")
     assert manager.wait(good, TIMEOUT) == "finished"
     with pytest.raises(JobError, match="bad has already ended"):
         manager.send(bad, "alice", Command("pause"))
