@@ -17,11 +17,11 @@ from app.explain_run import compute
 from core.inside import scaled_progress
 from core.jobs import JobInfo
 from core.landscape import LandscapeSettings, compare, interpolation
+from core.limits import INSIDE_LIMITS
 from core.model import summary
 
-# Multiply-adds of one landscape at the CPU defaults: about a minute on a 2-core CPU
-# (measured: ResNet-20 twins at 32x32, 11x11 points on 256 images, 2.5e12 in about 70 s).
-CPU_BUDGET = 1.5e12
+CAPS = INSIDE_LIMITS  # the settings' defaults and caps, with their reasons
+CPU_BUDGET = CAPS.landscape_cpu_macs  # multiply-adds of one landscape at the CPU defaults
 KINDS = {
     "2d": "2D contour and surface",
     "1d": "1D slice",
@@ -35,10 +35,10 @@ def defaults(specs) -> tuple[int, int]:
     about a minute for the twins on a 2-core CPU (ResNet-20 at 32x32: 128 images)."""
     if torch.cuda.is_available():
         return 21, 1024
-    grid = 11
+    grid = CAPS.landscape_grid
     macs = sum(summary(s).totals["mult-adds"] for s in specs) or 1
     images = CPU_BUDGET / (grid * grid * macs)
-    return grid, int(min(256, max(32, images // 32 * 32)))
+    return grid, int(min(CAPS.landscape_images, max(32, images // 32 * 32)))
 
 
 def landscape_tab(mgr, owner: str, info: JobInfo, arms: list[str]) -> None:
@@ -67,10 +67,19 @@ def _settings(info: JobInfo, arms: list[str], kind: str):
     makes the LandscapeSettings, called when a computation starts (it checks them)."""
     grid0, images0 = defaults([info.specs[a] for a in arms if a in info.specs])
     c = st.columns(4)
-    grid = c[0].number_input("Grid (points per axis)", 3, 101, grid0, key=f"in_ls_grid_{info.id}")
-    span = c[1].number_input("Range ±", 0.1, 10.0, 1.0, step=0.25, key="in_ls_span")
+    grid = c[0].number_input(
+        "Grid (points per axis)", 3, CAPS.max_landscape_grid, grid0, key=f"in_ls_grid_{info.id}"
+    )
+    span = c[1].number_input(
+        "Range ±", 0.1, CAPS.max_landscape_span, 1.0, step=0.25, key="in_ls_span"
+    )
     images = c[2].number_input(
-        "Training images", 16, 50_000, images0, step=32, key=f"in_ls_images_{info.id}"
+        "Training images",
+        16,
+        CAPS.max_landscape_images,
+        images0,
+        step=32,
+        key=f"in_ls_images_{info.id}",
     )
     seed = c[3].number_input("Seed", 0, 2**31 - 1, 0, key="in_ls_seed")
     low, high = (0.0, 1.0) if kind == "line" else (-span, span)

@@ -14,7 +14,14 @@ from app import inside_tables as tables
 from app.explain_run import compute
 from core.inside import scaled_progress
 from core.jobs import JobInfo
-from core.lesion import DEFAULT_DRAWS, DEFAULT_IMAGES, IDENTITY, lesion_study
+from core.lesion import (
+    DEFAULT_DRAWS,
+    DEFAULT_IMAGES,
+    IDENTITY,
+    MAX_DRAWS,
+    MAX_IMAGES,
+    lesion_study,
+)
 
 
 def lesion_tab(mgr, owner: str, info: JobInfo, arms: list[str]) -> None:
@@ -26,9 +33,11 @@ def lesion_tab(mgr, owner: str, info: JobInfo, arms: list[str]) -> None:
     )
     c = st.columns(3)
     images = c[0].number_input(
-        "Validation images", 10, 100_000, DEFAULT_IMAGES, step=100, key="in_lesion_images"
+        "Validation images", 10, MAX_IMAGES, DEFAULT_IMAGES, step=100, key="in_lesion_images"
     )
-    draws = c[1].number_input("Random draws per k", 0, 100, DEFAULT_DRAWS, key="in_lesion_draws")
+    draws = c[1].number_input(
+        "Random draws per k", 0, MAX_DRAWS, DEFAULT_DRAWS, key="in_lesion_draws"
+    )
     seed = c[2].number_input("Seed", 0, 2**31 - 1, 0, key="in_lesion_seed")
     if st.button(
         "Run the lesion study", type="primary", icon=":material/content_cut:", key="in_lesion_go"

@@ -121,7 +121,7 @@ class Started:
 def submit(
     owner: str,
     name: str,
-    specs: Sequence[NetSpec],
+    specs: Sequence[NetSpec | Arm],
     request: DataRequest | None,
     config: TrainConfig,
     client: str | None = None,
@@ -135,12 +135,14 @@ def submit(
     Args:
         request: the data; None when the page has none to offer yet (no zip uploaded).
         client: the browser's address; default: this page's (`client_address`).
+        specs: the nets, each fitted to the data here; an Arm (a transfer's, with initial
+            weights, `core.transfer.transfer_race`) is taken as it is.
     """
     try:
         if request is None:
             raise DataError("upload a zip of class folders first")
         data = dataset(request)
-        arms = [Arm(spec.name, fit_to_data(spec, data)) for spec in specs]
+        arms = [s if isinstance(s, Arm) else Arm(s.name, fit_to_data(s, data)) for s in specs]
         config.validate(len(data.y_train))
         mgr = job_manager()
         where = {"client": client if client is not None else client_address()}

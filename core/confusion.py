@@ -24,9 +24,10 @@ from core.inside import (
     logits,
     model_inputs,
 )
+from core.limits import INSIDE_LIMITS
 
-DEFAULT_MISTAKES = 24  # a gallery of 4 rows of 6
-MAX_MISTAKES = 1000
+DEFAULT_MISTAKES = INSIDE_LIMITS.mistakes  # defaults and caps with reasons: core.limits
+MAX_MISTAKES = INSIDE_LIMITS.max_mistakes
 
 
 @dataclass(frozen=True)

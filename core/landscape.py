@@ -31,10 +31,11 @@ from core.inside import (
     scaled_progress,
     train_subset,
 )
+from core.limits import INSIDE_LIMITS
 
-MAX_GRID = 101  # points per axis: a 101x101 surface is 10,201 evaluations, for a GPU
-MAX_SPAN = 10.0  # |alpha| beyond 10 filter norms: every net is far off any minimum there
-MAX_IMAGES = 50_000  # a whole CIFAR-10 training set
+CAPS = INSIDE_LIMITS  # defaults and caps, each with its reason (core.limits)
+MAX_GRID, MAX_SPAN = CAPS.max_landscape_grid, CAPS.max_landscape_span
+MAX_IMAGES = CAPS.max_landscape_images
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,10 +46,10 @@ class LandscapeSettings:
     An odd grid over a range symmetric around 0 puts the trained weights on the centre.
     """
 
-    grid: int = 11
+    grid: int = CAPS.landscape_grid
     low: float = -1.0
     high: float = 1.0
-    images: int = 256
+    images: int = CAPS.landscape_images
     seed: int = 0
 
     def __post_init__(self) -> None:

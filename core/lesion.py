@@ -32,15 +32,15 @@ from core.inside import (
     model_inputs,
     report,
 )
+from core.limits import INSIDE_LIMITS
 from core.model import Net
 from core.spec import format_shape
 
 SHORTCUT = "shortcut"  # a residual block without its branch: output = shortcut(x)
 IDENTITY = "identity"  # a plain block whose input and output have one shape: output = x
-DEFAULT_IMAGES = 1000  # validation images: the accuracy to within about 1.5 points
-DEFAULT_DRAWS = 5  # random sets per k; Veit et al. average over random deletions
-MAX_IMAGES = 100_000
-MAX_DRAWS = 100
+CAPS = INSIDE_LIMITS  # defaults and caps, each with its reason (core.limits)
+DEFAULT_IMAGES, MAX_IMAGES = CAPS.lesion_images, CAPS.max_lesion_images
+DEFAULT_DRAWS, MAX_DRAWS = CAPS.lesion_draws, CAPS.max_lesion_draws
 # Block inputs kept per chunk of images, so each lesion runs only the blocks after it:
 # all single lesions then cost about 1 + n/2 forward passes instead of n + 1.
 CACHE_BYTES = 256 * 2**20
@@ -161,6 +161,12 @@ def lesioned(net: Net, blocks: Iterable[int]) -> Iterator[Net]:
             del block.forward
 
 
+def _check_settings(images: int, draws: int, seed: int, where: str) -> None:
+    checks.whole(images, "the number of images", 1, MAX_IMAGES, where=where, error=InsideError)
+    checks.whole(draws, "the number of draws", 0, MAX_DRAWS, where=where, error=InsideError)
+    checks.whole(seed, "the seed", 0, 2**31 - 1, where=where, error=InsideError)
+
+
 def lesion_study(
     net: Net,
     data: TensorData,
@@ -185,9 +191,7 @@ def lesion_study(
         Cancelled: `cancel` was set.
     """
     where = "lesion study"
-    checks.whole(images, "the number of images", 1, MAX_IMAGES, where=where, error=InsideError)
-    checks.whole(draws, "the number of draws", 0, MAX_DRAWS, where=where, error=InsideError)
-    checks.whole(seed, "the seed", 0, 2**31 - 1, where=where, error=InsideError)
+    _check_settings(images, draws, seed, where)
     check_fits(net, data, where)
     found, kept = removable(net)
     if not found:
@@ -202,6 +206,13 @@ def lesion_study(
     blocks = [r.block for r in found]
     draw_sets = _draw_sets(blocks, draws, seed)
     jobs = list(dict.fromkeys([frozenset(), *(frozenset([b]) for b in blocks), *draw_sets]))
+    if len(jobs) - 1 > CAPS.max_lesion_sets:
+        raise InsideError(
+            f"{len(blocks)} blocks with {draws} draws for every k are {len(jobs) - 1:,} "
+            f"lesioned nets, more than the {CAPS.max_lesion_sets:,} one study may evaluate",
+            where=where,
+            fix="use fewer draws",
+        )
     x, y = model_inputs(net, data, "val", torch.arange(n_val))
     correct = _count_correct(net, x, y, jobs, progress, cancel)
     accuracy = dict(zip(jobs, (c / n_val for c in correct), strict=True))

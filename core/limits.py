@@ -122,3 +122,42 @@ def env_number(env, name: str, default: float, low: float, high: float = math.in
         return value
     logging.getLogger(__name__).warning("%s=%r is not a number from %g to %g", name, raw, low, high)
     return default
+
+
+@dataclass(frozen=True, kw_only=True)
+class InsideLimits:
+    """Defaults and caps of the Inside experiments (lesion study, loss landscape, errors
+    per class, transfer). Each computation holds a core of a shared server while it runs,
+    so its settings are capped where a bigger one would tell a class nothing more; the
+    defaults are sized to finish within the issue's times on a 2-core CPU (bench/inside.py).
+    """
+
+    # Lesion study. 1,000 validation images give an accuracy to within about 1.5 points
+    # (binomial standard error at 50 %), enough to tell a smooth decline from a collapse.
+    lesion_images: int = 1000
+    max_lesion_images: int = 100_000  # more than any built-in validation split
+    lesion_draws: int = 5  # random sets per k; Veit et al. average over random deletions
+    max_lesion_draws: int = 100  # the spread of the k-curve no longer changes visibly
+    # Lesioned nets evaluated in one study (single blocks plus every drawn set for every k
+    # up to all blocks): each costs about half a forward pass over the images. ResNet-56's
+    # 27 blocks at 100 draws are 2,700; ResNet-110's 54 blocks need 90 draws or fewer.
+    max_lesion_sets: int = 5_000
+    # Loss landscape. 11x11 points on 256 images: Li et al.'s picture at classroom size,
+    # about a minute for ResNet-20 twins on a 2-core CPU.
+    landscape_grid: int = 11
+    max_landscape_grid: int = 101  # 10,201 evaluations a net: for a GPU
+    landscape_images: int = 256
+    max_landscape_images: int = 50_000  # a whole CIFAR-10 training set
+    max_landscape_span: float = 10.0  # |alpha| beyond 10 filter norms is far off any minimum
+    # CPU default: the images of a landscape are cut so that all of it is at most this many
+    # multiply-adds (measured: ResNet-20 twins at 32x32, 11x11 on 256 images, 2.5e12, ~70 s).
+    landscape_cpu_macs: float = 1.5e12
+    # Errors per class: the most confidently wrong images kept (a gallery of 4 rows of 6)
+    mistakes: int = 24
+    max_mistakes: int = 1000  # a page of thumbnails a browser still draws
+    # Transfer race: two nets trained in turn, as a plain-vs-residual race (RACE_STEPS).
+    transfer_steps: int = 300
+    max_transfer_steps: int = 100_000  # the Train page's step cap for one setting
+
+
+INSIDE_LIMITS = InsideLimits()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -45,12 +45,30 @@ COMMANDS = ("pause", "resume", "stop", "skip", "lr")
 RATE_WINDOW_S = 1.0  # images/s is measured over at least this much training time
 
 
+@dataclass(frozen=True, eq=False)
+class Init:
+    """Weights an arm starts from instead of its seed's (a transfer, `core.transfer`): a
+    whole state dict for the arm's spec (CPU tensors) and the parameters that stay frozen
+    (not trained, not in the optimizer, so weight decay leaves them alone too)."""
+
+    state: dict[str, torch.Tensor]
+    frozen: tuple[str, ...] = ()
+
+    def apply(self, net: Net) -> None:
+        """Load the weights into `net` (built from the arm's spec) and freeze."""
+        net.load_state_dict(self.state)
+        frozen = set(self.frozen)
+        for name, p in net.named_parameters():
+            p.requires_grad_(name not in frozen)
+
+
 @dataclass(frozen=True)
 class Arm:
     """One network of a run: a twin run has two arms (plain and residual), same seed."""
 
     name: str
     spec: NetSpec
+    init: Init | None = field(default=None, compare=False)  # None: built from the seed
 
 
 @dataclass(frozen=True)
@@ -112,6 +130,8 @@ class Run:
             data = data.to(device)
         for arm in arms:
             net = build(arm.spec, seed=config.seed)
+            if arm.init is not None:  # a transfer: trained weights, some of them frozen
+                arm.init.apply(net)
             log = None
             if log_factory is not None:  # e.g. a log that writes through to the run store
                 names = tuple(n for n, p in net.named_parameters() if p.requires_grad)

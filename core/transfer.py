@@ -6,8 +6,11 @@ the head's linear layer is frozen (`requires_grad` off); in "finetune" mode all 
 train. What cannot fit (other input channels, images too small or of another size for a
 net without global pooling) is refused with a message that says why and what to do.
 
-The job manager must still accept the returned net as a run's starting point (and build
-its optimizer over the parameters that require gradients only); nothing here trains.
+`transfer_race` turns that into the two arms of one run: the transferred net against the
+same net from scratch. Both are built from the run's seed (so the new head of the one is
+the head of the other, weight for weight) and trained on the same batches in the same
+order, so the only difference is where the body starts. The transferred arm carries its
+weights as a `core.run.Init`; the Trainer's optimizer holds the trainable parameters only.
 """
 
 from __future__ import annotations
@@ -20,11 +23,15 @@ from torch import nn
 from core import checks
 from core.data import TensorData
 from core.errors import ExplainedError
+from core.experiments import compare_loss, final_loss
 from core.model import Net, build
+from core.run import Arm, Init
 from core.spec import NetSpec, SpecError, format_shape
 
 MODES = {"head": "train the new head only", "finetune": "fine-tune every layer"}
 HEAD_KEYS = ("head.fc.weight", "head.fc.bias")  # the layer that is new per dataset
+PREFIX = "Transfer: "  # a transfer race's run name starts so
+TRANSFERRED, SCRATCH = "Transferred", "From scratch"  # its two arms
 
 
 class TransferError(ExplainedError):
@@ -115,3 +122,55 @@ def _target_spec(source: NetSpec, data: TensorData, where: str) -> NetSpec:
 def trainable(net: nn.Module) -> list[str]:
     """The names of the parameters a run would train."""
     return [name for name, p in net.named_parameters() if p.requires_grad]
+
+
+def init_of(net: nn.Module) -> Init:
+    """A net's weights (CPU copies) and its frozen parameters, as a run's starting point."""
+    state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+    frozen = tuple(name for name, p in net.named_parameters() if not p.requires_grad)
+    return Init(state, frozen)
+
+
+def transfer_race(
+    source_net: nn.Module,
+    source_spec: NetSpec,
+    target_data: TensorData,
+    mode: str,
+    *,
+    seed: int = 0,
+) -> tuple[Arm, Arm]:
+    """(transferred, from scratch): the arms of one run on `target_data`, for a run whose
+    settings have `seed` (the scratch arm is built from it, and so is the new head).
+
+    Raises:
+        TransferError: as `transfer_net`.
+    """
+    net, spec = transfer_net(source_net, source_spec, target_data, mode, seed=seed)
+    spec = dataclasses.replace(spec, name=source_spec.name)
+    return Arm(TRANSFERRED, spec, init_of(net)), Arm(SCRATCH, spec)
+
+
+def is_transfer(run_name: str) -> bool:
+    return run_name.startswith(PREFIX)
+
+
+def verdict(name: str, snapshots: dict) -> str | None:
+    """What a transfer race shows so far, for the live panel: the transferred net's final
+    training loss against the scratch net's, and their last validation accuracies; None
+    for another run, or until both nets have trained a step. From the numbers only."""
+    if not is_transfer(name):
+        return None
+    loss = {arm: final_loss(s) for arm, s in snapshots.items() if arm in (TRANSFERRED, SCRATCH)}
+    if loss.get(TRANSFERRED) is None or loss.get(SCRATCH) is None:
+        return None
+    text, sign = compare_loss(TRANSFERRED, loss[TRANSFERRED], SCRATCH, loss[SCRATCH])
+    what = {
+        -1: "starting from trained weights helped",
+        0: "starting from trained weights made little difference here",
+        1: "the net trained from scratch is ahead in this run",
+    }[sign]
+    evals = {arm: snapshots[arm].evals for arm in (TRANSFERRED, SCRATCH)}
+    if all(evals.values()):
+        a, b = (evals[arm][-1].accuracy for arm in (TRANSFERRED, SCRATCH))
+        text += f"; validation accuracy {a:.1%} against {b:.1%}"
+    return f"{text}: {what}."

@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from core.arm_init import load_init
 from core.config import TrainConfig
 from core.data import DataRequest, TensorData, load
 from core.plan import check_memory, make_plan
@@ -138,7 +139,10 @@ class Worker:
 
     def build(self) -> Run:
         config = TrainConfig.from_json(self.job["config"])
-        arms = [Arm(a, NetSpec.from_json(s)) for a, s in self.job["arms"].items()]
+        arms = [  # an arm with initial weights (a transfer) finds them beside its checkpoint
+            Arm(a, NetSpec.from_json(s), load_init(self.store, self.id, a))
+            for a, s in self.job["arms"].items()
+        ]
         data = self.load_data()
         cap = memory_cap(arms, config)
         if cap is not None:

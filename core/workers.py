@@ -37,6 +37,7 @@ from multiprocessing.connection import wait as wait_any
 
 from torch import nn
 
+from core.arm_init import save_inits
 from core.config import TrainConfig
 from core.data import DataRequest, TensorData, data_root
 from core.jobs_api import (
@@ -149,6 +150,7 @@ class ProcessJobManager(SlotQueue, JobManager):
                 data=stored,
                 total_steps=config.total_steps(n) if n else 0,
             )
+            save_inits(self.store, job_id, {ids[a.name]: a.init for a in arms})  # transfer
             slot = Slot(job_id, owner, name, ids, data if request is None else None, request)
             self._slots[job_id] = slot
             self.scheduler.add(job_id, owner, client, memory, gpu)

@@ -1,5 +1,6 @@
 """Inside: experiments on a trained run that show why residual nets train: the lesion
-study, the loss landscape, the errors per class, and overfitting on small data.
+study, the loss landscape, the errors per class, overfitting on small data, and transfer
+to another dataset raced against training from scratch.
 
 A rerun copies nothing: the run's arms, specs and classes come from `JobInfo`; the
 networks are copied only when a button starts a computation."""
@@ -8,10 +9,12 @@ import streamlit as st
 
 from app import services, state
 from app.explain_run import choose_arms, choose_run
+from app.i18n import _
 from app.inside_errors import errors_tab
 from app.inside_landscape import landscape_tab
 from app.inside_lesion import lesion_tab
 from app.inside_overfit import overfit_tab
+from app.inside_transfer import transfer_tab
 
 st.title("Inside")
 owner = state.owner()
@@ -24,8 +27,8 @@ if stopped:  # the script was stopped mid-computation: by Cancel, or by another 
 
 info = choose_run(mgr.list(owner))
 arms = choose_arms(info) if info is not None else []
-lesion, landscape, errors, overfit = st.tabs(
-    ["Lesion study", "Loss landscape", "Per-class errors", "Overfitting"]
+lesion, landscape, errors, overfit, transfer = st.tabs(
+    ["Lesion study", "Loss landscape", "Per-class errors", "Overfitting", _("Transfer learning")]
 )
 if arms:
     with lesion:
@@ -36,3 +39,6 @@ if arms:
         errors_tab(mgr, owner, info, arms)
 with overfit:
     overfit_tab(mgr, owner)
+if info is not None:
+    with transfer:
+        transfer_tab(mgr, owner, info)

@@ -20,6 +20,7 @@ def test_inside_bench_runs_at_toy_sizes(capsys):
     assert set(result) == {
         "train step",
         "lesions, single blocks",
+        "lesions, single blocks, default layout",
         "lesions, k-curve (2 draws)",
         "landscape 1D (2 points)",
         "landscape 2D (2x2)",

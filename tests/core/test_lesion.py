@@ -2,6 +2,7 @@
 returns shortcut(x); a removed plain block is a net with nn.Identity in its place."""
 
 import copy
+import dataclasses
 import math
 import threading
 
@@ -9,8 +10,10 @@ import pytest
 import torch
 from torch import nn
 
+from core import lesion
 from core.inside import Cancelled, InsideError
 from core.lesion import IDENTITY, SHORTCUT, lesion_study, lesioned, removable
+from core.limits import INSIDE_LIMITS
 from tests.core.inside_helpers import (
     assert_same_weights,
     noise_data,
@@ -137,3 +140,15 @@ def test_refusals_say_what_to_change(data, resnet, plain):
         pass
     assert str(e.value).startswith("block 2: cannot be removed")
     assert "choose one of the blocks [0, 1, 3, 5]" in str(e.value)
+
+
+def test_a_study_of_more_lesioned_nets_than_the_cap_is_refused(data, resnet, monkeypatch):
+    monkeypatch.setattr(lesion, "CAPS", dataclasses.replace(INSIDE_LIMITS, max_lesion_sets=7))
+    assert len(removable(resnet)[0]) == 6  # ResNet-14: 6 blocks, 6 single lesions
+    lesion_study(resnet, data, images=8, draws=0)  # 6 lesioned nets: within the cap
+    with pytest.raises(InsideError) as e:
+        lesion_study(resnet, data, images=8, draws=2)
+    assert str(e.value).startswith("lesion study: 6 blocks with 2 draws for every k are ")
+    assert str(e.value).endswith(
+        "lesioned nets, more than the 7 one study may evaluate; use fewer draws"
+    )
