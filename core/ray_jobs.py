@@ -52,6 +52,7 @@ from pathlib import Path
 
 import torch
 
+from core.arm_init import init_path
 from core.checkpoint import atomic_write
 from core.data import load
 from core.jobs_api import JobError, check_device_memory, release_message
@@ -243,7 +244,12 @@ class RayJobManager(ProcessJobManager):
             checkpoints = {a: self.store.checkpoint_path(slot.id, a).read_bytes() for a in row.arms}
         cpus, gpus = self._resources(row, job)
         actor = self._actor.options(num_cpus=cpus, num_gpus=gpus, max_concurrency=4).remote(job)
-        done = actor.train.remote(self.ray.put(data_to_bytes(data)), checkpoints)
+        inits = {  # a transfer's initial weights, as the process backend keeps them
+            a: path.read_bytes()
+            for a in row.arms
+            if (path := init_path(self.store, slot.id, a)).is_file()
+        }
+        done = actor.train.remote(self.ray.put(data_to_bytes(data)), checkpoints, inits)
         with self._lock:
             slot.conn, slot.ready = actor, True
             for command in slot.pending:

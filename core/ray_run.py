@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from core.arm_init import init_from_bytes
 from core.checkpoint import checkpoint_bytes
 from core.config import TrainConfig
 from core.run import PAUSED, Arm, Command, Run, failure_message
@@ -138,12 +139,14 @@ class RunActor:
                 }
             return items
 
-    def train(self, data: bytes, checkpoints: dict[str, bytes] | None = None) -> dict:
-        """Build the run (from its checkpoints when resumed) and drive it until it ends or
-        gives its place away. Returns {"status", "message"} and, on a failure, "error"."""
+    def train(self, data: bytes, checkpoints: dict | None = None, inits: dict | None = None):
+        """Build the run (from its checkpoints when resumed; arms in `inits` from those
+        initial weights, a transfer's) and drive it until it ends or gives its place away.
+        Returns {"status", "message"} and, on a failure, "error". Every value is bytes of
+        safetensors, by arm."""
         torch.set_num_threads(self.job.get("threads", 1))
         try:
-            run = self._build(data_from_bytes(data), checkpoints or {})
+            run = self._build(data_from_bytes(data), checkpoints or {}, inits or {})
             with self.state:
                 self.run = run
             released = self._drive(run)
@@ -162,9 +165,12 @@ class RunActor:
 
     # -- inside the actor ------------------------------------------------------------------
 
-    def _build(self, data, checkpoints: dict[str, bytes]) -> Run:
+    def _build(self, data, checkpoints: dict[str, bytes], inits: dict[str, bytes]) -> Run:
         config = TrainConfig.from_json(self.job["config"])
-        arms = [Arm(a, NetSpec.from_json(s)) for a, s in self.job["arms"].items()]
+        arms = [
+            Arm(a, NetSpec.from_json(s), init_from_bytes(inits[a]) if a in inits else None)
+            for a, s in self.job["arms"].items()
+        ]
         run = Run(
             arms,
             data,

@@ -15,7 +15,8 @@ from core.config import ConfigError, TrainConfig
 from core.data import DataError, DataRequest, load
 from core.jobs import LocalJobManager
 from core.jobs_api import JobError
-from core.run import Arm, Command, failure_message
+from core.model import build
+from core.run import Arm, Command, Init, Run, failure_message
 from core.training import pick_device
 from core.workers import ProcessJobManager
 from tests.core.helpers import separable_data, tiny_spec
@@ -214,6 +215,25 @@ def test_commands_for_a_later_step_and_a_paused_run_giving_its_place_away(manage
     assert [r.step for r in snap.steps] == list(range(1, 41))  # no gap, none twice
     lrs = {r.step: r.lr for r in snap.steps}
     assert (lrs[5], lrs[6], lrs[20], lrs[21]) == pytest.approx((0.1, 0.03, 0.03, 0.05))
+
+
+def test_an_arm_starting_from_given_weights_trains_as_it_does_here(manager):
+    """A transfer's arm (core.run.Init: weights, some frozen) reaches the worker or the
+    actor whole: its curve is the one the same Run traces in this process, step for step,
+    and its frozen weights come back unchanged."""
+    spec = tiny_spec()
+    donor = build(spec, seed=7)  # not the weights the run's seed would give
+    frozen = next(n for n, _ in donor.named_parameters())
+    init = Init({k: v.clone() for k, v in donor.state_dict().items()}, (frozen,))
+    here = Run([Arm(NET, spec, init)], DATA, SHORT)
+    while not here.ended:
+        here.step()
+    job = manager.submit("alice", "transfer", [Arm(NET, spec, init)], DATA, SHORT)
+    assert manager.wait(job, TIMEOUT) == "finished"
+    there = manager.logs(job, "alice")[NET].snapshot()
+    assert there.column("loss").tolist() == here.logs[NET].snapshot().column("loss").tolist()
+    net, _ = manager.copy_model(job, "alice", NET)
+    assert torch.equal(net.state_dict()[frozen], donor.state_dict()[frozen])
 
 
 # -- the Ray backend's own -------------------------------------------------------------------
