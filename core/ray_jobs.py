@@ -269,11 +269,15 @@ class RayJobManager(ProcessJobManager):
 
     def _collect(self, slot, actor, done, writer: RunWriter) -> dict:
         """Pull records until `train` has returned; its answer."""
-        ray = self.ray
+        ray, asked = self.ray, None
         while True:
             finished, _ = ray.wait([done], timeout=self.pull_s)
-            try:  # after `train` returned, this pull takes the last records
-                self._hear(slot, ray.get(actor.pull.remote(), timeout=CALL_TIMEOUT_S), writer)
+            asked = asked or actor.pull.remote()  # after `train` returned: the last records
+            try:
+                self._hear(slot, ray.get(asked, timeout=CALL_TIMEOUT_S), writer)
+                asked = None
+            except ray.exceptions.GetTimeoutError:
+                continue  # a long step holds the actor: this pull's answer comes later
             except ray.exceptions.RayError:
                 if not finished:
                     ray.wait([done], timeout=CALL_TIMEOUT_S)  # gone: `done` says how
