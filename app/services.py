@@ -15,6 +15,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from app.i18n import N_, tr
 from core.config import TrainConfig
 from core.data import DataError, DataRequest, TensorData, data_root, load
 from core.experiments import fit_to_data
@@ -140,7 +141,7 @@ def submit(
     """
     try:
         if request is None:
-            raise DataError("upload a zip of class folders first")
+            raise DataError(N_("upload a zip of class folders first"))
         data = dataset(request)
         arms = [s if isinstance(s, Arm) else Arm(s.name, fit_to_data(s, data)) for s in specs]
         config.validate(len(data.y_train))
@@ -150,4 +151,4 @@ def submit(
             where["request"] = request
         return Started(job=mgr.submit(owner, name, arms, data, config, **where))
     except ValueError as e:  # ExplainedError's base: every refusal a user can cause
-        return Started(error=str(e))
+        return Started(error=tr(e))  # in the reader's language

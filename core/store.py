@@ -9,6 +9,7 @@ in memory and says so (`saving`, `message`). No torch model code and no UI here.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -391,5 +392,8 @@ def transaction(db: sqlite3.Connection):
     db.execute("COMMIT")
 
 
+@functools.lru_cache(maxsize=256)
 def _spec(text: str) -> NetSpec | None:
+    """Parsed once per text: a deep spec takes tens of ms to parse, and every status poll
+    of a live run reads its arms' specs (NetSpec is frozen, so sharing it is safe)."""
     return NetSpec.from_json(text) if text else None
