@@ -228,6 +228,8 @@ class Worker:
             if raw["kind"] == "skip":
                 for name, spec in run.specs().items():
                     self.writer.arm(name, spec=spec)
+                if run.status == PAUSED:  # Explain and a resume read the paused checkpoint
+                    self.checkpoint(run)
             if run.status != before:
                 self.status_changed(run)
         return None
@@ -260,6 +262,7 @@ class Worker:
         """Wait for commands while paused; True when released."""
         while run.status == PAUSED:
             if self.commands(run, timeout=REPORT_EVERY_S) == "release":
+                self.checkpoint(run)  # an lr changed while paused goes into the resume point
                 self.send(kind="released")
                 return True
             self.report()
