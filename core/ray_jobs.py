@@ -39,7 +39,6 @@ it, `import_ray` says how to install it.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 import logging
@@ -55,9 +54,9 @@ import torch
 from core.arm_init import init_path
 from core.checkpoint import atomic_write
 from core.data import load
-from core.jobs_api import JobError, check_device_memory, release_message
+from core.jobs_api import JobError, check_device_memory
 from core.ray_run import RELEASED, RunActor
-from core.run import ACTIVE, FAILED, RUNNING, Arm, Command, failure_message
+from core.run import ACTIVE, FAILED, RUNNING, Arm, failure_message
 from core.spec import NetSpec
 from core.store_writer import RunWriter
 from core.worker_process import data_to_bytes
@@ -194,18 +193,13 @@ class RayJobManager(ProcessJobManager):
         name = f"ray-{slot.id}"
         threading.Thread(target=self._follow, args=(slot, row, job), name=name, daemon=True).start()
 
-    def _deliver(self, slot, command: Command) -> None:
-        """To the actor now, or once it exists. Caller holds the lock."""
-        if not slot.ready:
-            slot.pending.append(command)
-            return
-        raw = dataclasses.asdict(command)
-        if command.at_step is not None:  # sent again to an actor that resumes the run
-            self._scheduled.setdefault(slot.id, []).append(raw)
-        self._call(slot, raw)
-
-    def _call(self, slot, raw: dict) -> None:
+    def _call(self, slot, raw: dict) -> bool:
+        """A numbered actor call, so the actor applies commands in the order sent."""
         slot.conn.command.remote(next(self._calls[slot.id]), raw)
+        return True
+
+    def _interrupt(self, slot) -> None:
+        """Nothing to raise: the actor looks at its commands between steps."""
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Kill every actor (their runs become interrupted, resumable from a checkpoint)."""
@@ -284,7 +278,7 @@ class RayJobManager(ProcessJobManager):
                     finished = [done]
             if finished:
                 break
-            self._release_if_due(slot)
+            self._maybe_release(slot)
             self._check_time(slot)  # the owner's training time, as the process backend
         try:
             return ray.get(done)
@@ -330,18 +324,6 @@ class RayJobManager(ProcessJobManager):
             )
         if report["status"] != before and report["status"] in ACTIVE:
             self.store.update_run(slot.id, status=report["status"])
-
-    def _release_if_due(self, slot) -> None:
-        """A run paused past `pause_release_s` gives its place to a waiting run."""
-        with self._lock:
-            since = slot.paused_since
-            if since is None or slot.releasing or not self._queue:
-                return
-            if time.monotonic() - since < self.pause_release_s:
-                return
-            slot.releasing = True
-            self.store.update_run(slot.id, message=release_message(self.pause_release_s))
-            self._call(slot, {"kind": "release"})
 
     def _settle(self, slot, result: dict) -> None:
         """The run's row, from what `train` answered."""
