@@ -131,6 +131,11 @@ class Trainer:
         self.interrupt = interrupt
         if interrupt is not None:
             _watch(self.net, self._check_interrupt)
+        # What a forward pass changes besides weights (BatchNorm's running averages and
+        # counts): kept before each interruptible step and put back when it is cut short,
+        # so the redone step updates them once, as an uninterrupted run does.
+        self._buffers = [b for b in self.net.buffers() if b.numel()]
+        self._buffers_before = [torch.empty_like(b) for b in self._buffers]
 
     def _init_state(self, n: int) -> None:
         c = self.config
@@ -273,6 +278,8 @@ class Trainer:
         if not self.net.training:  # .train() walks every module: only when needed
             self.net.train()
         noise = self.noise_gen.get_state() if self.interrupt else None
+        if self.interrupt and self._buffers:
+            torch._foreach_copy_(self._buffers_before, self._buffers)
         try:
             with self._autocast():
                 logits = self.net(x)  # (B, C, H, W) -> (B, classes)
@@ -281,6 +288,8 @@ class Trainer:
             loss.backward()
         except Interrupted:  # draw the same dropout masks when this step is taken again
             self.noise_gen.set_state(noise)
+            if self._buffers:  # and let BatchNorm's averages see the batch once
+                torch._foreach_copy_(self._buffers, self._buffers_before)
             raise
         return logits, loss
 

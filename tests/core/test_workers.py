@@ -126,18 +126,9 @@ def test_a_worker_over_its_memory_cap_fails_with_a_readable_message(manager, mon
     assert message.endswith("use a smaller batch size or a smaller network")
 
 
-PAUSED_KILL_BUG = pytest.mark.xfail(
-    strict=False,
-    reason="known bug, not yet found: a worker killed while paused sometimes resumes one step "
-    "off for one arm (seen as a stored step too many, and as final weights that differ from "
-    "the uninterrupted run), about half the runs on a loaded machine; killed while training "
-    "it holds",
-)
-
-
 @pytest.mark.parametrize(
     "pause_first",
-    [False, pytest.param(True, marks=PAUSED_KILL_BUG)],
+    [False, True],
     ids=["while training", "while paused"],
 )
 def test_kill_restart_and_resume_give_the_uninterrupted_weights(tmp_path, pause_first):
