@@ -2,8 +2,9 @@
 safetensors files beside it, readable by the pages while a worker writes.
 
 Layout under the data directory: `runs.sqlite` and `runs/<run id>/<arm>.safetensors`.
-A foreign or broken database is moved aside, and a store that cannot write keeps runs
-in memory and says so (`saving`, `message`). No torch model code and no UI here.
+A foreign or broken database is moved aside; a store that cannot write keeps runs in
+memory, the stored ones copied in (core.store_readonly), and says so (`saving`,
+`message`). No torch model code and no UI here.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from core.checkpoint import clean_temp_files
 from core.config import TrainConfig
 from core.data import data_root
 from core.spec import NetSpec
+from core.store_readonly import copy_stored, probe_writable, stored_note
 from core.store_records import (
     INFO_QUERY,
     STEP_COLUMNS,
@@ -69,6 +71,7 @@ class RunStore:
             self._open_file()
         except (sqlite3.Error, OSError) as e:
             self._open_memory(f"not being saved: {explain(e, self.path)}")
+            self.message += stored_note(*copy_stored(self.path, self._anchor))  # listed still
 
     # -- opening ------------------------------------------------------------------------
 
@@ -83,6 +86,7 @@ class RunStore:
             )
         ensure_current(self.connect())
         self.runs_dir.mkdir(exist_ok=True)
+        probe_writable(self.connect(), self.runs_dir)
         clean_temp_files(self.runs_dir)
 
     def _inspect(self) -> str | None:

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app import live, services, state
+from app import live, runs_actions, services, state
 from app.choices import (
     DATASET_TITLES,
     DEFAULTS,
@@ -171,6 +171,7 @@ st.caption(  # the name escaped: a name is never read as Markdown
     f"Network: {plain(spec.name)} (change it on the Build page). "
     f"This server trains on {describe_device(pick_device())}."
 )
+runs_actions.saving_note(services.store())  # a data folder it cannot write
 job = _followed(owner)
 # Once a run exists the settings fold away, so its charts and controls fit the screen.
 with st.expander("New run: data and settings") if job else st.container():
