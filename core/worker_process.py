@@ -35,6 +35,10 @@ MEMORY_MARGIN = 3.0  # the plan's estimate times this, on top of what the proces
 MEMORY_BASE = 1024**3  # for allocator slack, cached batches and evaluation
 
 
+class ServerGone(Exception):
+    """The server's end of the pipe closed: it was killed or restarted."""
+
+
 # -- data over the pipe ------------------------------------------------------------------
 
 
@@ -175,6 +179,9 @@ class Worker:
             )
             self.report(force=True)
             self.drive(run)
+        except ServerGone:
+            self.orphaned()
+            return
         except BaseException as e:  # MemoryError and the rest: this run ends, said why
             _, hard = resource.getrlimit(RLIMIT_AS)
             resource.setrlimit(RLIMIT_AS, (hard, hard))  # room to write the failure
@@ -212,8 +219,8 @@ class Worker:
             timeout = 0.0
             try:
                 raw = json.loads(self.conn.recv_bytes())
-            except EOFError:
-                raise SystemExit("the server closed the pipe") from None
+            except (EOFError, OSError):  # closed; reset when our reports lay unread
+                raise ServerGone from None
             if raw.get("kind") == "release":
                 return "release" if run.status == PAUSED else None
             before = run.status
@@ -245,6 +252,25 @@ class Worker:
         checkpoint_run(run, self.writer)
         self.writer.flush()
         self.last_checkpoint = run.step_count
+
+    def orphaned(self) -> None:
+        """The server died (kill -9, a crash, a restart): keep every step taken so far,
+        with a checkpoint to resume from, and leave the run interrupted, not failed; the
+        next server lists it with Resume. Nobody is left to command this worker."""
+        if self.run is None:  # it died while the run was being built: nothing to resume
+            self.writer.close()
+            self.store.finish(self.id, "failed", "the server stopped before the run began")
+            return
+        if not self.run.ended:
+            self.checkpoint(self.run)
+        self.writer.close()
+        step = self.store.mark_interrupted(self.id)
+        self.store.update_run(
+            self.id,
+            message=f"interrupted at step {step}: the server stopped while it trained; "
+            "Resume continues from its last checkpoint",
+            ended=time.time(),
+        )
 
     def end(self, run: Run) -> None:
         if run.ended:
