@@ -35,6 +35,7 @@ from core.store_records import (
     info_from_row,
     quota_refusal,
     step_from_row,
+    stored_spec,
 )
 from core.store_schema import ensure_current, problem
 from core.store_shares import token_matches, token_of
@@ -274,7 +275,7 @@ class RunStore:
             "SELECT arm, spec_start, spec_now FROM arms WHERE run_id = ? ORDER BY position",
             (run_id,),
         )
-        return {a: (_spec(s0), _spec(s1)) for a, s0, s1 in rows}
+        return {a: (stored_spec(s0), stored_spec(s1)) for a, s0, s1 in rows}
 
     def snapshot(self, run_id: str, arm: str, *, after: int = 0) -> Snapshot:
         """One arm's steps (those after step `after`), evaluations and events, as the
@@ -393,7 +394,3 @@ def transaction(db: sqlite3.Connection):
             db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
-
-
-def _spec(text: str) -> NetSpec | None:
-    return NetSpec.from_json(text) if text else None

@@ -6,9 +6,11 @@ and arm names that can name files while the pages keep the names users gave.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import threading
 
+from core.spec import NetSpec
 from core.store import RunStore
 from core.telemetry import Snapshot
 
@@ -26,6 +28,12 @@ def safe_arm_ids(names) -> dict[str, str]:
             safe, n = f"{base}_{n}", n + 1
         ids[name] = safe
     return ids
+
+
+@functools.lru_cache(maxsize=512)
+def _compact(spec: NetSpec) -> str:
+    """A spec's one-line JSON, written once per spec: a page asks on every refresh."""
+    return spec.to_json(indent=None)
 
 
 class StoredLog:
@@ -50,9 +58,9 @@ class StoredLog:
             spec = self.store.specs(self.run_id).get(self.arm, (None, None))
             meta = dict(self.meta, **new.meta)
             if spec[1] is not None:
-                meta["spec"] = spec[1].to_json(indent=None)
+                meta["spec"] = _compact(spec[1])
             if spec[0] is not None:
-                meta["spec_start"] = spec[0].to_json(indent=None)
+                meta["spec_start"] = _compact(spec[0])
             version = len(steps) + len(new.evals) + len(new.events) + len(meta.get("spec", ""))
             self._last = dataclasses.replace(new, steps=steps, meta=meta, version=version)
             return self._last

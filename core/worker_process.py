@@ -31,6 +31,11 @@ from core.telemetry import Event
 
 REPORT_EVERY_S = 0.5
 MEMORY_ENV = "RESNET_EXPLORER_WORKER_MEMORY_MB"
+NICE_ENV = "RESNET_EXPLORER_WORKER_NICE"
+# Workers yield the CPU to the server: at niceness 10 the kernel gives a busy server
+# process about nine times a worker's share, so pages and /_stcore/health answer while
+# every core trains (tests/e2e/test_health.py prints the effect).
+WORKER_NICE = 10
 MEMORY_MARGIN = 3.0  # the plan's estimate times this, on top of what the process maps
 MEMORY_BASE = 1024**3  # for allocator slack, cached batches and evaluation
 
@@ -284,9 +289,21 @@ class Worker:
         self.send(kind="ended", status=run.status if run.ended else PAUSED)
 
 
+def lower_priority() -> int:
+    """Raise this process's niceness by $RESNET_EXPLORER_WORKER_NICE (default 10, 0: not
+    at all); returns the niceness now. Where that is refused, the worker runs as it is."""
+    text = os.environ.get(NICE_ENV, "").strip()
+    step = int(text) if text.isdigit() else WORKER_NICE
+    try:
+        return os.nice(min(step, 19))
+    except OSError:
+        return os.nice(0)
+
+
 def main(job_json: str, conn, flag) -> None:
     """The worker process's entry point (spawned: a fresh interpreter)."""
     job = json.loads(job_json)
+    lower_priority()
     torch.set_num_threads(job.get("threads", 1))
     Worker(job, conn, flag).main()
 

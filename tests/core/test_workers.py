@@ -82,6 +82,8 @@ def test_a_run_trains_in_a_worker_and_everything_reaches_the_store(manager):
 def test_commands_reach_the_worker_at_a_step(manager):
     job = manager.submit(OWNER, "long", TWIN, separable_data(), config(100_000))
     wait_for(lambda: manager.info(job, OWNER).step >= 3, TIMEOUT, "training")
+    ours = os.getpriority(os.PRIO_PROCESS, 0)  # the worker yields the CPU to the server
+    assert os.getpriority(os.PRIO_PROCESS, manager.worker_pid(job)) == min(ours + 10, 19)
     manager.send(job, OWNER, Command("skip", block=1, on=False, arm="ResNet-8"))
     events = wait_for(
         lambda: [
