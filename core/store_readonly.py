@@ -27,11 +27,11 @@ def probe_writable(db: sqlite3.Connection, folder: Path) -> None:
     """Raise the error a write would meet, now rather than at the first step: SQLite opens
     a file it may not write read-only without a word, and a folder's mode says nothing
     about a read-only mount."""
-    db.execute("BEGIN IMMEDIATE")  # takes the write lock: refused on a read-only file
-    try:
+    try:  # changes no row, but opens a write transaction: refused on a read-only file
         db.execute("UPDATE runs SET id = id WHERE 0")
-    finally:
-        db.execute("ROLLBACK")
+    except sqlite3.OperationalError as e:
+        if "locked" not in str(e):  # locked: another process is writing it, so it can be
+            raise
     with tempfile.TemporaryFile(dir=folder):  # checkpoints go there
         pass
 
