@@ -106,6 +106,17 @@ def stored_steps(data: Path) -> dict[str, tuple[str, int, int]]:
     return {rid: (owner, step, total) for rid, owner, step, total in rows}
 
 
+def training(data: Path, owners: set[str], runs: int, timeout: float = 300) -> None:
+    """Until `runs` runs of `owners` have stored a step (their workers have started)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        started = [s for o, s, _ in stored_steps(data).values() if o in owners and s > 0]
+        if len(started) >= runs:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"fewer than {runs} runs started training within {timeout:.0f} s")
+
+
 def throughput(data: Path, seconds: float, owners: set[str]) -> float:
     """Steps a second over the next `seconds`, summed over the runs of `owners`."""
     before, start = stored_steps(data), time.monotonic()
@@ -160,7 +171,7 @@ def gaps(stamps: list[list]) -> list[float]:
 def quantiles(values: list[float]) -> str:
     if len(values) < 2:
         return f"{len(values)} samples"
-    p95 = statistics.quantiles(values, n=20)[18]
+    p95 = statistics.quantiles(values, n=20, method="inclusive")[18]
     return f"p50 {statistics.median(values):.2f}, p95 {p95:.2f}, max {max(values):.2f}"
 
 
@@ -203,8 +214,9 @@ def class_phase(browser, url, data, args, health) -> dict:
     students = []
     for i in range(args.students):
         students.append(start_student(browser, url, BASE_EPOCHS + i))
-    health.phase = "class"
     owners = {owner_of(page) for _, page in students}
+    training(data, owners, min(args.students, args.max_running))
+    health.phase = "class"
     rate = throughput(data, args.seconds, owners)
     seen = [page.evaluate("window.__seen") for _, page in students]
     problems = isolation([page for _, page in students], data)
@@ -242,8 +254,9 @@ def main(argv=None) -> dict:
             health = HealthPoller(url)
             time.sleep(5)  # idle health: the sampling window
             stats = {"before": process_stats(proc.pid)}
-            health.phase = "alone"
             context, page = start_student(browser, url, BASE_EPOCHS - 1)
+            training(data, {owner_of(page)}, 1)
+            health.phase = "alone"
             alone = throughput(data, args.alone_seconds or args.seconds, {owner_of(page)})
             stop_run(page)
             context.close()

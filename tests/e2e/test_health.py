@@ -76,7 +76,7 @@ def poll_health(url: str, seconds: float, when: str, pid: int) -> float:
         time.sleep(POLL_S)  # the polling period, not a wait for a condition
     took = time.monotonic() - start
     load, pages = (cpu_seconds(pid) - cpu) / took, (browsers_cpu(pid) - pages) / took
-    p95 = statistics.quantiles(times, n=20)[18]
+    p95 = statistics.quantiles(times, n=20, method="inclusive")[18]
     print(
         f"\n/_stcore/health {when}: {len(times)} polls, p50 {statistics.median(times):.0f} ms, "
         f"p95 {p95:.0f} ms, max {max(times):.0f} ms; CPU s/s: server {load:.2f}, "
