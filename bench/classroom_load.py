@@ -157,10 +157,20 @@ def owner_of(page) -> str:
     return match.group(1) if match else ""
 
 
-def stop_run(page) -> None:
+def stop_run(page, data: Path, timeout: float = 120) -> None:
+    """Click the page's Stop and wait until the store says the run ended, so the context
+    is not closed before the click has reached the server."""
     button = page.get_by_role("button", name="Stop")
-    if button.count():
-        button.first.click()
+    if not button.count():
+        return
+    button.first.click()
+    path, deadline = data / "runs.sqlite", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True) as db:
+            q = "SELECT COUNT(*) FROM runs WHERE owner = ? AND status IN ('queued', 'running')"
+            if db.execute(q, (owner_of(page),)).fetchone()[0] == 0:
+                return
+        time.sleep(0.2)
 
 
 def gaps(stamps: list[list]) -> list[float]:
@@ -211,7 +221,7 @@ def isolation(pages: list, data: Path) -> list[str]:
 
 def class_phase(browser, url, data, args, health) -> dict:
     """N students start runs and watch them for `--seconds`; what they saw."""
-    students = []
+    health.phase, students = "starting", []
     for i in range(args.students):
         students.append(start_student(browser, url, BASE_EPOCHS + i))
     owners = {owner_of(page) for _, page in students}
@@ -221,7 +231,7 @@ def class_phase(browser, url, data, args, health) -> dict:
     seen = [page.evaluate("window.__seen") for _, page in students]
     problems = isolation([page for _, page in students], data)
     for context, page in students:
-        stop_run(page)
+        stop_run(page, data)
         context.close()
     return {
         "rate": rate,
@@ -254,11 +264,12 @@ def main(argv=None) -> dict:
             health = HealthPoller(url)
             time.sleep(5)  # idle health: the sampling window
             stats = {"before": process_stats(proc.pid)}
+            health.phase = "starting"  # a page loads, a worker starts: counted apart
             context, page = start_student(browser, url, BASE_EPOCHS - 1)
             training(data, {owner_of(page)}, 1)
             health.phase = "alone"
             alone = throughput(data, args.alone_seconds or args.seconds, {owner_of(page)})
-            stop_run(page)
+            stop_run(page, data)
             context.close()
             seen = class_phase(browser, url, data, args, health)
             health.phase = "after"
