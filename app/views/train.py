@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app import lesson_chrome, live, services, state
+from app import lesson_chrome, live, runs_actions, services, state
 from app.choices import (
     DATASET_NAMES,
     DEFAULTS,
@@ -198,6 +198,7 @@ st.caption(  # the name escaped: a name is never read as Markdown
         name=plain(spec.name), device=describe_device(pick_device())
     )
 )
+runs_actions.saving_note(services.store())  # a data folder it cannot write
 job = _followed(owner)
 # Once a run exists the settings fold away, so its charts and controls fit the screen.
 with st.expander(_("New run: data and settings")) if job else st.container():
