@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import gettext
+import re
 import string
 from collections.abc import Callable
 from pathlib import Path
@@ -140,7 +141,85 @@ def tr(value) -> str:
     if isinstance(value, Said):
         values = {k: tr(v) if isinstance(v, str) else v for k, v in value.values.items()}
         return fill(value.template, **values)
-    return _(value) if isinstance(value, str) and value else str(value)
+    if not (isinstance(value, str) and value):
+        return str(value)
+    lang = current_language()
+    found = translations(lang).gettext(value)
+    if found != value or lang == DEFAULT:
+        return found
+    return _stored(value, lang)
+
+
+# A message core stored as plain English (a run's message in SQLite) has lost the template
+# `say()` made it from: it is matched against the catalogue's templates instead, each
+# {placeholder} a group, and the captured values are translated and filled in again.
+_FIELD = string.Formatter()
+_MIN_LITERAL = 4  # "{a}: {b}" would match nearly anything; a template needs real words
+
+
+def _pattern(template: str) -> re.Pattern | None:
+    """A regex that reads `template.format(...)`'s text back into its fields' values."""
+    parts, seen, literal = [], set(), 0
+    for text, name, _spec, _conv in _FIELD.parse(template):
+        parts.append(re.escape(text))
+        literal += len(text.strip())
+        if name is None:
+            continue
+        if not name.isidentifier():
+            return None  # {0} or {a.b}: not a template say() makes
+        parts.append(f"(?P={name})" if name in seen else f"(?P<{name}>.+?)")
+        seen.add(name)
+    return re.compile("".join(parts), re.DOTALL) if seen and literal >= _MIN_LITERAL else None
+
+
+@functools.cache
+def _templates(lang: str) -> tuple[tuple[re.Pattern, str], ...]:
+    """(pattern, template) for each catalogue template with fields, most words first (the
+    most specific template wins when two match)."""
+    catalog = getattr(translations(lang), "_catalog", {})  # GNUTranslations' msgid -> msgstr
+    found = []
+    for msgid in catalog:
+        try:
+            pattern = _pattern(msgid) if isinstance(msgid, str) and "{" in msgid else None
+        except ValueError:  # a stray brace: not a template
+            pattern = None
+        if pattern is not None:
+            found.append((pattern, msgid))
+    found.sort(key=lambda pt: -len(_FIELD_RE.sub("", pt[1])))
+    return tuple(found)
+
+
+_FIELD_RE = re.compile(r"\{[^}]*\}")
+_NUMBER = re.compile(r"-?\d[\d,]*(\.\d+)?(e-?\d+)?")
+
+
+def _value(text: str):
+    """A captured value: a number again (so German writes it with its separators), else
+    the text, itself translated (a reason inside a message)."""
+    if _NUMBER.fullmatch(text):
+        plain = text.replace(",", "")
+        return int(plain) if plain.lstrip("-").isdigit() else float(plain)
+    return tr(text)
+
+
+class _Lenient(_Formatter):
+    """A refill whose value lost its type: a format spec it cannot take is dropped."""
+
+    def format_field(self, value, format_spec: str) -> str:
+        try:
+            return super().format_field(value, format_spec)
+        except (ValueError, TypeError):
+            return super().format_field(str(value), "")
+
+
+def _stored(text: str, lang: str) -> str:
+    """`text` translated through the template it was made from; itself when none fits."""
+    for pattern, template in _templates(lang):
+        match = pattern.fullmatch(text)
+        if match:
+            values = {k: _value(v) for k, v in match.groupdict().items()}
+            return _Lenient().format(translations(lang).gettext(template), **values)
+    return text
 
 
 # The lesson page's own words, marked here until the page marks them where it uses them.

@@ -86,7 +86,7 @@ def status_line(info: JobInfo, seconds: float = 0.0) -> None:
         )
     label += pace(info, seconds)
     if info.device:
-        label += _(" · on {device}").format(device=info.device)
+        label += _(" · on {device}").format(device=tr(info.device))
     st.progress(min(info.progress, 1.0), text=label)
     if info.status in ("failed", "diverged"):
         st.error(

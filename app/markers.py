@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from app.i18n import N_, number, translate
+from app.i18n import N_, number, tr, translate
 from app.style import EVENT_STYLES, GREY, MAX_EVENTS, MAX_LABEL, TICK_SIZE
 from core.telemetry import Event, Snapshot
 
@@ -24,6 +24,7 @@ def collect_events(snapshots: dict[str, Snapshot]) -> list[tuple[Event, list[str
 
 
 def _short(text: str) -> str:
+    text = tr(text)  # core's English event detail ("skip on: all blocks") in the reader's words
     return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
 
 
@@ -117,7 +118,9 @@ def _add_markers(fig: go.Figure, events: list[tuple[Event, list[str]]], n_arms: 
                 marker={"symbol": "triangle-down", "size": 16, "color": colour},
                 cliponaxis=False,
                 hovertext=[
-                    translate("step {step}: {detail}").format(step=number(e.step), detail=e.detail)
+                    translate("step {step}: {detail}").format(
+                        step=number(e.step), detail=tr(e.detail)
+                    )
                     + (f" ({', '.join(a)})" if n_arms > 1 else "")
                     for e, a in hits
                 ],

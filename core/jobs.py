@@ -53,6 +53,7 @@ from core.run import Arm as Arm
 from core.scheduler import Scheduler
 from core.scheduling import Policy
 from core.telemetry import RunLog
+from core.words import say
 
 log = logging.getLogger("resnet_explorer.jobs")
 RECHECK_S = 1.0  # a paused worker past its release time looks for waiting runs this often
@@ -162,7 +163,7 @@ class LocalJobManager(JobManager):
             job = self._get(job_id, owner)
             if job.status == QUEUED and job.run is None:
                 self._queue.remove(job)
-                job.status, job.message = CANCELLED, "cancelled before it started"
+                job.status, job.message = CANCELLED, say("cancelled before it started")
                 self._ended(job)
             elif job.status == QUEUED or self._released(job):  # paused, not training
                 if job in self._queue:
@@ -357,7 +358,7 @@ class LocalJobManager(JobManager):
         if command.kind == "resume":  # first in the queue: it had its place before
             job.commands.put(command)
             job.status, job.paused_since = QUEUED, None
-            job.message = "resumed: it continues as soon as a training place is free"
+            job.message = say("resumed: it continues as soon as a training place is free")
             ticket = self.scheduler.tickets[job.id]
             self.scheduler.add(job.id, job.owner, job.client, ticket.memory, ticket.gpu, True)
             self._queue.append(job)

@@ -151,10 +151,13 @@ def check_command(name: str, status: str, command: Command, arms) -> None:
 
 def release_message(seconds: float) -> str:
     """What a paused run that gave its training place away says."""
-    span = f"{seconds / 60:g} minutes" if seconds >= 60 else f"{seconds:g} seconds"
-    return (
-        f"paused for more than {span}, so it gave its training place to a run that was "
-        "waiting; after Resume it continues as soon as a place is free"
+    span = (
+        say("{n:g} minutes", n=seconds / 60) if seconds >= 60 else say("{n:g} seconds", n=seconds)
+    )
+    return say(
+        "paused for more than {span}, so it gave its training place to a run that was "
+        "waiting; after Resume it continues as soon as a place is free",
+        span=span,
     )
 
 

@@ -59,7 +59,9 @@ from core.ray_run import RELEASED, RunActor
 from core.run import ACTIVE, FAILED, RUNNING, Arm, failure_message
 from core.spec import NetSpec
 from core.store_writer import RunWriter
+from core.words import say
 from core.worker_process import data_to_bytes
+from core.worker_slots import INTERRUPTED_AT, STOPPED_AT
 from core.workers import ProcessJobManager
 
 log = logging.getLogger("resnet_explorer.ray")
@@ -356,15 +358,13 @@ class RayJobManager(ProcessJobManager):
             self.store.finish(slot.id, FAILED, message)
             return
         step = self.store.mark_interrupted(slot.id)
-        reason = f"its Ray worker was lost ({first})"
+        reason = say("its Ray worker was lost ({first})", first=first)
         row = self.store.run(slot.id)
         if all(self.store.checkpoint_path(slot.id, a).is_file() for a in row.arms):
-            message = (
-                f"interrupted at step {step}: {reason}; Resume continues from its last checkpoint"
-            )
+            message = say(INTERRUPTED_AT, step=step, reason=reason)
             self.store.update_run(slot.id, message=message, ended=time.time())
         else:
-            message = f"the run stopped at step {step}: {reason}; start it again"
+            message = say(STOPPED_AT, step=step, reason=reason)
             self.store.finish(slot.id, FAILED, message)
 
 

@@ -33,6 +33,7 @@ from core.run_state import checkpoint_run, restore_trainer
 from core.spec import NetSpec
 from core.store_writer import StoringRunLog
 from core.telemetry import Event
+from core.words import say
 from core.worker_process import data_from_bytes
 
 WAIT_S = 0.5  # a paused run looks at its commands this often
@@ -192,7 +193,7 @@ class RunActor:
                 path = Path(folder) / f"{name}.safetensors"
                 path.write_bytes(checkpoints[name])
                 step = restore_trainer(t, path)
-                detail = f"resumed from its checkpoint at step {step}"
+                detail = say("resumed from its checkpoint at step {step}", step=step)
                 t.log.append_event(Event(step=step, kind="resume", detail=detail))
         self.last_checkpoint = run.step_count
 

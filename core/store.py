@@ -40,6 +40,7 @@ from core.store_records import (
 from core.store_schema import ensure_current, problem
 from core.store_shares import token_matches, token_of
 from core.telemetry import EvalRecord, Event, Snapshot
+from core.words import say
 
 __all__ = ["RunInfo", "RunStore", "StoreError", "StoreFullError", "transaction"]
 
@@ -236,7 +237,7 @@ class RunStore:
         step = row[0] or 0
         db.execute(
             "UPDATE runs SET status = ?, message = ?, step = ? WHERE id = ?",
-            (INTERRUPTED, f"interrupted at step {step}", step, run_id),
+            (INTERRUPTED, say("interrupted at step {step}", step=step), step, run_id),
         )
         return step
 

@@ -26,6 +26,7 @@ from core.data import TensorData, augment
 from core.interruptible import StepUndo, watch
 from core.model import Net
 from core.telemetry import EvalRecord, Event, RunLog, StepRecord
+from core.words import say
 
 EVAL_BATCH = 1024
 
@@ -62,8 +63,8 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "mps":
-        return "Apple GPU (MPS)"
-    return f"CPU ({os.cpu_count()} cores)"
+        return say("Apple GPU (MPS)")
+    return say("CPU ({n} cores)", n=os.cpu_count())
 
 
 def layer_names(net: Net) -> tuple[str, ...]:
@@ -201,7 +202,8 @@ class Trainer:
         if math.isclose(self.lr, lr, rel_tol=1e-9):
             return  # a repeated command changes nothing and leaves no event
         self.base_lr = lr / max(self.lr_factor(self.step_count), 1e-12)
-        self.log.append_event(Event(step=self.step_count, kind="lr", detail=f"lr = {lr:g}"))
+        detail = say("lr = {lr:g}", lr=lr)
+        self.log.append_event(Event(step=self.step_count, kind="lr", detail=detail))
 
     def set_skip(self, on: bool, block: int | None = None) -> None:
         """Switch skips; logged as an event only if something changed (a repeated
@@ -210,8 +212,10 @@ class Trainer:
         self.net.set_skip(on, block)
         if self.net.skips() == before:
             return
-        where = "all blocks" if block is None else f"block {block}"
-        detail = f"skip {'on' if on else 'off'}: {where}"
+        where = say("all blocks") if block is None else say("block {block}", block=block)
+        detail = (
+            say("skip on: {where}", where=where) if on else say("skip off: {where}", where=where)
+        )
         self.log.append_event(Event(step=self.step_count, kind="skip", detail=detail))
 
     # -- the step ---------------------------------------------------------------------------

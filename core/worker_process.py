@@ -29,6 +29,8 @@ from core.spec import NetSpec
 from core.store import RunStore
 from core.store_writer import RunWriter
 from core.telemetry import Event
+from core.words import say
+from core.worker_slots import INTERRUPTED_AT
 
 REPORT_EVERY_S = 0.5
 MEMORY_ENV = "RESNET_EXPLORER_WORKER_MEMORY_MB"
@@ -170,7 +172,7 @@ class Worker:
         if self.job.get("resume"):
             for name, t in run.trainers.items():
                 step = restore_trainer(t, self.store.checkpoint_path(self.id, name))
-                detail = f"resumed from its checkpoint at step {step}"
+                detail = say("resumed from its checkpoint at step {step}", step=step)
                 t.log.append_event(Event(step=step, kind="resume", detail=detail))
             self.last_checkpoint = run.step_count
         return run
@@ -299,8 +301,9 @@ class Worker:
         step = self.store.mark_interrupted(self.id)
         self.store.update_run(
             self.id,
-            message=f"interrupted at step {step}: the server stopped while it trained; "
-            "Resume continues from its last checkpoint",
+            message=say(
+                INTERRUPTED_AT, step=step, reason=say("the server stopped while it trained")
+            ),
             ended=time.time(),
         )
 

@@ -16,6 +16,7 @@ import json
 from core.jobs_api import on_gpu, training_bytes
 from core.run import QUEUED, STOPPED, Arm, Command
 from core.store_records import RunInfo, StoreError
+from core.words import say
 from core.worker_slots import Slot
 
 
@@ -57,7 +58,7 @@ class SlotQueue:
             self.store.update_run(
                 slot.id,
                 status=QUEUED,
-                message="resumed: it continues as soon as a training place is free",
+                message=say("resumed: it continues as soon as a training place is free"),
             )
             self.scheduler.add(slot.id, slot.owner, *self._terms(slot.id), first=True)
             self._queue.append(slot)
@@ -119,4 +120,6 @@ class SlotQueue:
         except StoreError:
             row = None
         if row is not None and row.status == STOPPED:
-            self.store.update_run(slot.id, message=f"{why} at step {row.step}")
+            self.store.update_run(
+                slot.id, message=say("{why} at step {step}", why=why, step=row.step)
+            )

@@ -16,6 +16,7 @@ from core.spec import NetSpec
 from core.store import RunStore, transaction
 from core.store_records import RunInfo
 from core.training import pick_device
+from core.words import say
 
 
 def _checkpoint(store: RunStore, row: RunInfo, arm: str):
@@ -61,9 +62,15 @@ def prepare_resume(store: RunStore, row: RunInfo) -> int:
         except CheckpointError as e:
             found, why = None, str(e)
         else:
-            why = "no checkpoint was saved before it was interrupted"
+            why = say("no checkpoint was saved before it was interrupted")
         if found is None:
-            raise JobError(f"{row.name} cannot be resumed: {why}; start it again as a new run")
+            raise JobError(
+                say(
+                    "{name} cannot be resumed: {why}; start it again as a new run",
+                    name=row.name,
+                    why=why,
+                )
+            )
         header = found[1]
         steps[arm] = int(header["step"])
         specs[arm] = header.get("extra", {}).get("spec")
@@ -86,7 +93,12 @@ def prepare_resume(store: RunStore, row: RunInfo) -> int:
                 )
         db.execute(
             "UPDATE runs SET status = ?, message = ?, step = ?, ended = NULL WHERE id = ?",
-            (QUEUED, f"resumed from step {step}: it continues when a place is free", step, row.id),
+            (
+                QUEUED,
+                say("resumed from step {step}: it continues when a place is free", step=step),
+                step,
+                row.id,
+            ),
         )
     return step
 

@@ -19,6 +19,7 @@ from core.jobs_api import JobInfo
 from core.run import PAUSED, RUNNING
 from core.store import RunStore
 from core.store_records import RunInfo
+from core.words import N_, say
 
 log = logging.getLogger("resnet_explorer.workers")
 
@@ -60,6 +61,13 @@ class Slot:
             log.error("run %s failed in its worker: %s", self.id, message.get("error"))
 
 
+# A run's message when its worker ended it: stored as English, translated when shown.
+INTERRUPTED_AT = N_(
+    "interrupted at step {step}: {reason}; Resume continues from its last checkpoint"
+)
+STOPPED_AT = N_("the run stopped at step {step}: {reason}; start it again")
+
+
 def job_info(store: RunStore, row: RunInfo, live: dict, position: int | None) -> JobInfo:
     """A run as the pages see it: the stored row, with the worker's live numbers."""
     names = display(row)
@@ -94,10 +102,10 @@ def mark_dead(store: RunStore, row: RunInfo, exitcode: int | None) -> str:
     reason = exit_reason(exitcode)
     step = store.mark_interrupted(row.id)
     if all(store.checkpoint_path(row.id, a).is_file() for a in row.arms):
-        message = f"interrupted at step {step}: {reason}; Resume continues from its last checkpoint"
+        message = say(INTERRUPTED_AT, step=step, reason=reason)
         store.update_run(row.id, message=message, ended=time.time())
     else:
-        message = f"the run stopped at step {step}: {reason}; start it again"
+        message = say(STOPPED_AT, step=step, reason=reason)
         store.finish(row.id, "failed", message)
     return message
 
@@ -107,7 +115,7 @@ def exit_reason(exitcode: int | None) -> str:
     if exitcode is not None and exitcode < 0:
         sig = -exitcode
         if sig == signal.SIGKILL:
-            return (
+            return say(
                 "its training process was killed (the computer may have run out of memory, "
                 "or someone ended the process)"
             )
@@ -115,10 +123,11 @@ def exit_reason(exitcode: int | None) -> str:
             name = signal.Signals(sig).name
         except ValueError:
             name = f"signal {sig}"
-        return f"its training process was ended by {name}"
-    return (
-        f"its training process exited unexpectedly (code {exitcode}); the details are in "
-        "the server log"
+        return say("its training process was ended by {name}", name=name)
+    return say(
+        "its training process exited unexpectedly (code {exitcode}); the details are in "
+        "the server log",
+        exitcode=exitcode,
     )
 
 

@@ -57,6 +57,7 @@ from core.scheduling import Policy
 from core.store import RunStore
 from core.store_records import RunInfo, StoreError
 from core.store_view import StoredLog, safe_arm_ids
+from core.words import say
 from core.worker_process import data_to_bytes
 from core.worker_process import main as worker_main
 from core.worker_queue import SlotQueue
@@ -200,7 +201,7 @@ class ProcessJobManager(SlotQueue, JobManager):
                 if slot.resume or slot.released:  # it has trained: stopped, as it stands
                     self.store.finish(job_id, STOPPED, f"stopped at step {row.step}")
                 else:
-                    self.store.finish(job_id, CANCELLED, "cancelled before it started")
+                    self.store.finish(job_id, CANCELLED, say("cancelled before it started"))
                 self.scheduler.leave(job_id)
                 slot.done.set()
             elif slot.released:

@@ -195,7 +195,7 @@ owner = state.owner()
 spec = state.current_spec()
 st.caption(  # the name escaped: a name is never read as Markdown
     _("Network: {name} (change it on the Build page). This server trains on {device}.").format(
-        name=plain(spec.name), device=describe_device(pick_device())
+        name=plain(spec.name), device=tr(describe_device(pick_device()))
     )
 )
 runs_actions.saving_note(services.store())  # a data folder it cannot write

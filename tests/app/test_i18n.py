@@ -284,7 +284,7 @@ def test_a_choice_refusal_names_the_place_in_german():
         checks.choice("sgdx", "optimizer", ("sgd", "adam"), where="block 3")
     with reading("de"):
         shown = i18n.tr(caught.value)
-    assert shown == "block 3: der Optimierer 'sgdx' gibt es nicht; wählen Sie eines von: sgd, adam"
+    assert shown == "Block 3: der Optimierer 'sgdx' gibt es nicht; wählen Sie eines von: sgd, adam"
 
 
 def test_the_race_warning_and_verdict_come_in_german():

@@ -1,0 +1,86 @@
+"""Core's messages that outlive the `say()` that made them (a run's message in SQLite, an
+event's detail in the telemetry) are translated when shown: `tr` matches the stored English
+against the catalogue's templates and fills the German one with the same values."""
+
+import sqlite3
+
+import pytest
+import torch
+
+from app import i18n, markers
+from core.jobs_api import release_message
+from core.training import describe_device
+from core.words import say
+from core.worker_slots import INTERRUPTED_AT, STOPPED_AT, exit_reason
+
+
+@pytest.fixture
+def german():
+    token = i18n._language.set("de")
+    yield
+    i18n._language.reset(token)
+
+
+def _stored(text: str) -> str:
+    """`text` after a round trip through SQLite: a plain str, its template gone."""
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE runs (message TEXT)")
+    db.execute("INSERT INTO runs VALUES (?)", (text,))
+    (back,) = db.execute("SELECT message FROM runs").fetchone()
+    assert type(back) is str and back == text
+    return back
+
+
+def test_a_stored_interrupted_message_reads_in_german_with_its_reason(german):
+    said = say(INTERRUPTED_AT, step=1234, reason=say("the server stopped while it trained"))
+    assert str(said) == (
+        "interrupted at step 1234: the server stopped while it trained; "
+        "Resume continues from its last checkpoint"
+    )
+    assert i18n.tr(_stored(said)) == (
+        "bei Schritt 1234 unterbrochen: der Server wurde während des Trainings beendet; "
+        "„Fortsetzen“ macht beim letzten Checkpoint weiter"
+    )
+
+
+def test_a_nested_reason_with_its_own_values_is_translated_too(german):
+    said = say(STOPPED_AT, step=7, reason=exit_reason(3))
+    assert i18n.tr(_stored(said)) == (
+        "der Lauf endete bei Schritt 7: sein Trainingsprozess endete unerwartet (Code 3); "
+        "die Einzelheiten stehen im Server-Log; starten Sie ihn erneut"
+    )
+
+
+def test_the_release_message_keeps_its_span_and_writes_german_numbers(german):
+    assert i18n.tr(_stored(release_message(90))).startswith("länger als 1,5 Minuten pausiert")
+    assert i18n.tr(_stored(release_message(30))).startswith("länger als 30 Sekunden pausiert")
+
+
+def test_fixed_messages_and_event_details(german):
+    assert i18n.tr(_stored(say("cancelled before it started"))) == "abgebrochen, bevor er begann"
+    assert i18n.tr(_stored(say("lr = {lr:g}", lr=0.001))) == "Lernrate = 0,001"
+    skip = say("skip off: {where}", where=say("block {block}", block=3))
+    assert markers._short(_stored(skip)) == "Skip-Verbindung aus: Block 3"
+
+
+def test_the_device_line(german):
+    cpu = describe_device(torch.device("cpu"))
+    assert i18n.tr(_stored(cpu)).startswith("CPU (") and i18n.tr(cpu).endswith(" Kerne)")
+
+
+def test_english_and_unknown_text_stay_as_they_are(german):
+    assert i18n.tr("NVIDIA H200") == "NVIDIA H200"
+    assert i18n.tr("a message no template makes") == "a message no template makes"
+    token = i18n._language.set("en")
+    try:
+        said = say(INTERRUPTED_AT, step=5, reason="why")
+        assert i18n.tr(_stored(said)) == str(said)
+    finally:
+        i18n._language.reset(token)
+
+
+def test_a_template_reads_its_own_text_back():
+    pattern = i18n._pattern("{name} moved from {a} to {b}; {name} again")
+    match = pattern.fullmatch("run 1 moved from x to y; run 1 again")
+    assert match.groupdict() == {"name": "run 1", "a": "x", "b": "y"}
+    assert i18n._pattern("{a}: {b}") is None  # too few words to tell it from any text
