@@ -100,19 +100,31 @@ def _check_network(spec: NetSpec, limits: SpecLimits) -> None:
     shape = spec.input_shape
     if len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):
         raise SpecError(
-            f"the input shape must be three positive numbers (channels, height, width), "
-            f"like (3, 32, 32); got {show(shape)}"
+            say(
+                "the input shape must be three positive numbers (channels, height, width), "
+                "like (3, 32, 32); got {got}",
+                got=show(shape),
+            )
         )
     c, h, w = shape
     if c > limits.max_in_channels:
         raise SpecError(
-            f"the input has {c} channels; the limit is {limits.max_in_channels} "
-            "(1 for grey, 3 for colour images)"
+            say(
+                "the input has {c} channels; the limit is {limit} "
+                "(1 for grey, 3 for colour images)",
+                c=c,
+                limit=limits.max_in_channels,
+            )
         )
     if max(h, w) > limits.max_side:
         raise SpecError(
-            f"the input is {h}x{w} pixels; the limit is {limits.max_side}x{limits.max_side};"
-            " resize the images to a smaller size"
+            say(
+                "the input is {h}x{w} pixels; the limit is {side}x{side}; "
+                "resize the images to a smaller size",
+                h=h,
+                w=w,
+                side=limits.max_side,
+            )
         )
     checks.whole(
         spec.num_classes,
@@ -138,24 +150,38 @@ def _check_costs(plan: Plan, limits: SpecLimits) -> None:
     """The caps on the whole network: parameters, work and memory per image."""
     if plan.params > limits.max_params:
         raise SpecError(
-            f"it has {plan.params:,} parameters; the limit is "
-            f"{limits.max_params:,}. A dense layer right after flattening a large image is "
-            "the usual cause: add pooling before the flatten, or use fewer features"
+            say(
+                "it has {params:,} parameters; the limit is {limit:,}. A dense layer right "
+                "after flattening a large image is the usual cause: add pooling before the "
+                "flatten, or use fewer features",
+                params=plan.params,
+                limit=limits.max_params,
+            )
         )
     if plan.macs > limits.max_macs:
         raise SpecError(
-            f"it needs {_sci(plan.macs)} mult-adds per image, "
-            f"{_how_far(plan.macs, limits.max_macs)} the limit of {_sci(limits.max_macs)}",
-            fix="use fewer or narrower blocks, downsample earlier, or use smaller images",
+            say(
+                "it needs {macs} mult-adds per image, {far} the limit of {limit}",
+                macs=_sci(plan.macs),
+                far=_how_far(plan.macs, limits.max_macs),
+                limit=_sci(limits.max_macs),
+            ),
+            fix=say("use fewer or narrower blocks, downsample earlier, or use smaller images"),
         )
     image = plan.activations * BYTES_PER_VALUE
     if image > limits.max_image_activation_bytes:
         cap = limits.max_image_activation_bytes
         raise SpecError(
-            f"training on one image keeps {_size(image)} of activations, "
-            f"{_how_far(image, cap)} the limit of {_size(cap)}",
-            fix="use narrower blocks, downsample earlier (stride 2 or pooling), or use "
-            "smaller images",
+            say(
+                "training on one image keeps {size} of activations, {far} the limit of {limit}",
+                size=_size(image),
+                far=_how_far(image, cap),
+                limit=_size(cap),
+            ),
+            fix=say(
+                "use narrower blocks, downsample earlier (stride 2 or pooling), or use "
+                "smaller images"
+            ),
         )
 
 
@@ -183,20 +209,23 @@ def check_memory(
         fits = cap // per_image
         _refuse_batch(
             batch_size,
-            f"keeps {_size(activations)} of activations",
+            say("keeps {size} of activations", size=_size(activations)),
             activations,
             cap,
-            "limit",
+            say("limit"),
             fits,
         )
     needed = activations + state
     if available_bytes is not None and needed > available_bytes:
         _refuse_batch(
             batch_size,
-            f"needs {_size(needed)} (activations, weights, gradients and optimizer state)",
+            say(
+                "needs {size} (activations, weights, gradients and optimizer state)",
+                size=_size(needed),
+            ),
             needed,
             available_bytes,
-            "memory free on the device",
+            say("memory free on the device"),
             max((available_bytes - state) // per_image, 0),
         )
     return needed
@@ -204,12 +233,19 @@ def check_memory(
 
 def _refuse_batch(batch: int, need: str, got: int, cap: int, what: str, fits: int) -> None:
     fix = (
-        f"use batch size {fits:,} or less, or a smaller network"
+        say("use batch size {fits:,} or less, or a smaller network", fits=fits)
         if fits >= 1
-        else "even one image does not fit: use a smaller network or smaller images"
+        else say("even one image does not fit: use a smaller network or smaller images")
     )
     raise SpecError(
-        f"training with batch size {batch:,} {need}, {_how_far(got, cap)} the {_size(cap)} {what}",
+        say(
+            "training with batch size {batch:,} {need}, {far} the {cap} {what}",
+            batch=batch,
+            need=need,
+            far=_how_far(got, cap),
+            cap=_size(cap),
+            what=what,
+        ),
         fix=fix,
     )
 
@@ -223,12 +259,16 @@ def _how_far(got: float, cap: float) -> str:
     """'160x', '1.9x' or '3% over': how far `got` is past `cap`, read before 'the limit'."""
     ratio = got / cap
     if ratio >= 10:
-        return f"{ratio:,.0f}x"
-    return f"{ratio:.1f}x" if ratio >= 1.1 else f"{(ratio - 1) * 100:.2g}% over"
+        return say("{ratio:,.0f}x", ratio=ratio)
+    if ratio >= 1.1:
+        return say("{ratio:.1f}x", ratio=ratio)
+    return say("{share:.2g}% over", share=(ratio - 1) * 100)
 
 
 def _size(n: int) -> str:
-    return f"{n / 1024**3:,.1f} GiB" if n >= 1024**3 else f"{n / 1024**2:,.0f} MiB"
+    if n >= 1024**3:
+        return say("{n:,.1f} GiB", n=n / 1024**3)
+    return say("{n:,.0f} MiB", n=n / 1024**2)
 
 
 def describe_skip(layer: Layer) -> str:

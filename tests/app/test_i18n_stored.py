@@ -9,6 +9,9 @@ import torch
 
 from app import i18n, markers
 from core.jobs_api import release_message
+from core.plan import check_memory
+from core.presets import PRESETS
+from core.spec import ConvSpec, NetSpec, SpecError
 from core.training import describe_device
 from core.words import say
 from core.worker_slots import INTERRUPTED_AT, STOPPED_AT, exit_reason
@@ -84,3 +87,36 @@ def test_a_template_reads_its_own_text_back():
     match = pattern.fullmatch("run 1 moved from x to y; run 1 again")
     assert match.groupdict() == {"name": "run 1", "a": "x", "b": "y"}
     assert i18n._pattern("{a}: {b}") is None  # too few words to tell it from any text
+
+
+# --- the plan's limits, raised as SpecError with say() parts ----------------------------
+
+
+def _convs(channels: int, count: int, side: int) -> NetSpec:
+    blocks = tuple(ConvSpec(out_channels=channels) for _ in range(count))
+    return NetSpec(input_shape=(3, side, side), num_classes=10, blocks=blocks)
+
+
+def test_the_compute_limit_reads_in_german_and_english_is_unchanged(german):
+    with pytest.raises(SpecError) as info:
+        _convs(64, 500, 512).validate()
+    assert str(info.value) == (
+        "the network: it needs 4.8e12 mult-adds per image, 48x the limit of 1e11; use fewer "
+        "or narrower blocks, downsample earlier, or use smaller images"
+    )
+    assert i18n.tr(info.value) == (
+        "das Netz: es braucht 4.8e12 Multiplikationen mit Addition pro Bild, 48-mal so viel "
+        "wie das Limit von 1e11; nehmen Sie weniger oder schmalere Blöcke, verkleinern Sie "
+        "früher (Downsampling) oder nehmen Sie kleinere Bilder"
+    )
+
+
+def test_the_batch_memory_refusal_reads_in_german(german):
+    plan = PRESETS["resnet50_imagenet"].spec().validate()
+    per_image, state = plan.activations * 4, plan.params * 16
+    with pytest.raises(SpecError) as info:
+        check_memory(plan, 64, state + 10 * per_image)
+    shown = i18n.tr(info.value)
+    assert shown.startswith("das Netz: das Training mit Batch-Größe 64 braucht ")
+    assert "-mal so viel wie der freie Speicher des Geräts (" in shown
+    assert shown.endswith("wählen Sie eine Batch-Größe von höchstens 10 oder ein kleineres Netz")
