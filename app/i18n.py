@@ -154,7 +154,7 @@ def tr(value) -> str:
 # `say()` made it from: it is matched against the catalogue's templates instead, each
 # {placeholder} a group, and the captured values are translated and filled in again.
 _FIELD = string.Formatter()
-_MIN_LITERAL = 4  # "{a}: {b}" would match nearly anything; a template needs real words
+_MIN_LITERAL = 3  # "{a}: {b}" would match nearly anything; a template needs a word
 
 
 def _pattern(template: str) -> re.Pattern | None:
@@ -203,7 +203,11 @@ def _value(text: str):
 
 
 class _Lenient(_Formatter):
-    """A refill whose value lost its type: a format spec it cannot take is dropped."""
+    """A refill whose value lost its type: a format spec it cannot take is dropped, and a
+    conversion ({name!r}) is not applied twice (the captured text already has its quotes)."""
+
+    def convert_field(self, value, conversion):
+        return value
 
     def format_field(self, value, format_spec: str) -> str:
         try:

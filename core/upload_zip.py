@@ -31,7 +31,7 @@ IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
 _JUNK = {"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"}  # left by zip tools; ignored
 _LOCAL_HEADER = 30  # bytes of a zip entry's local header before its name
 _MB = 1024**2
-_REDO = "make the zip again with a standard tool, zipping the class folders themselves"
+_REDO = N_("make the zip again with a standard tool, zipping the class folders themselves")
 
 
 class UploadError(DataError):
@@ -51,27 +51,40 @@ class _Budget:
         self.bytes_left -= n
         if self.bytes_left < 0:
             raise UploadError(
-                f"the zip unpacks to more than {self.lim.max_unzipped_bytes / _MB:.0f} MB "
-                "(counted while unpacking)",
-                fix="upload fewer or smaller images",
+                say(
+                    "the zip unpacks to more than {mb:.0f} MB (counted while unpacking)",
+                    mb=self.lim.max_unzipped_bytes / _MB,
+                ),
+                fix=say("upload fewer or smaller images"),
             )
 
     def spend_pixels(self, n: int) -> None:
         self.pixels_left -= n
         if self.pixels_left < 0:
             raise UploadError(
-                f"the images hold more than {self.lim.max_total_pixels:,} pixels in all "
-                "(counted while decoding), more than this server reads for one upload",
-                fix=f"upload fewer images, or shrink them first (training uses at most "
-                f"{self.lim.max_side} px a side)",
+                say(
+                    "the images hold more than {n:,} pixels in all (counted while decoding), "
+                    "more than this server reads for one upload",
+                    n=self.lim.max_total_pixels,
+                ),
+                fix=say(
+                    "upload fewer images, or shrink them first (training uses at most "
+                    "{side} px a side)",
+                    side=self.lim.max_side,
+                ),
             )
 
     def check_time(self, done: int, total: int) -> None:
         if self.deadline is not None and time.monotonic() >= self.deadline:
             raise UploadError(
-                f"checking the zip ran out of its {self.lim.max_check_seconds:g} s, the most "
-                f"this server spends on one upload (stopped after {done:,} of {total:,} files)",
-                fix="upload fewer images, or shrink them first",
+                say(
+                    "checking the zip ran out of its {s:g} s, the most this server spends on "
+                    "one upload (stopped after {done:,} of {total:,} files)",
+                    s=self.lim.max_check_seconds,
+                    done=done,
+                    total=total,
+                ),
+                fix=say("upload fewer images, or shrink them first"),
             )
 
 
@@ -117,7 +130,9 @@ def read_zip(
             labels.append(classes.index(cls))
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(classes)).tolist()
     short = [
-        f"{c!r} has {k}" for c, k in zip(classes, counts, strict=True) if k < limits.min_per_class
+        say("{c!r} has {k}", c=c, k=k)
+        for c, k in zip(classes, counts, strict=True)
+        if k < limits.min_per_class
     ]
     if short:
         raise UploadError(
@@ -145,8 +160,12 @@ def _open(data: bytes, size: int, limits: DataLimits):
     infos = archive.infolist()
     if len(infos) > limits.max_entries:
         raise UploadError(
-            f"the zip holds {len(infos):,} files and folders; this server takes up to "
-            f"{limits.max_entries:,}. Upload fewer images"
+            say(
+                "the zip holds {n:,} files and folders; this server takes up to {limit:,}. "
+                "Upload fewer images",
+                n=len(infos),
+                limit=limits.max_entries,
+            )
         )
     for info in infos:
         _check_entry(info)
@@ -156,8 +175,12 @@ def _open(data: bytes, size: int, limits: DataLimits):
     _check_classes(classes, limits)
     if len(files) * 3 * size * size * 4 > limits.max_tensor_bytes:  # as float32, once loaded
         raise UploadError(
-            f"{len(files):,} images at {size}x{size} pixels would not fit this server's memory cap",
-            fix="choose a smaller image size or upload fewer images",
+            say(
+                "{n:,} images at {size}x{size} pixels would not fit this server's memory cap",
+                n=len(files),
+                size=size,
+            ),
+            fix=say("choose a smaller image size or upload fewer images"),
         )
     return archive, files, skipped, classes
 
@@ -166,16 +189,19 @@ def _check_entry(info: zipfile.ZipInfo) -> None:
     """Reject names that could escape a folder if extracted, and links: one is enough."""
     name = info.filename
     if ".." in re.split(r"[\\/]", name):
-        why = "climbs out of its folder with '..'"
+        why = say("climbs out of its folder with '..'")
     elif name.startswith(("/", "\\")):
-        why = "is an absolute path"
+        why = say("is an absolute path")
     elif re.match(r"[A-Za-z]:", name):
-        why = "starts with a drive letter"
+        why = say("starts with a drive letter")
     elif (info.external_attr >> 16) & 0o170000 == 0o120000:
-        why = "is a symbolic link"
+        why = say("is a symbolic link")
     else:
         return
-    raise UploadError(f"the zip entry {name!r} {why}, which a safe zip never has", fix=_REDO)
+    raise UploadError(
+        say("the zip entry {name!r} {why}, which a safe zip never has", name=name, why=why),
+        fix=_REDO,
+    )
 
 
 def _check_layout(infos: list[zipfile.ZipInfo], end: int) -> None:
@@ -195,10 +221,14 @@ def _check_layout(infos: list[zipfile.ZipInfo], end: int) -> None:
     for a, b in zip(spans, [*spans[1:], None], strict=True):
         start = end if b is None else b.header_offset
         if a.header_offset + _LOCAL_HEADER + a.compress_size > start:
-            other = "the zip's directory" if b is None else repr(b.filename)
+            other = say("the zip's directory") if b is None else repr(b.filename)
             raise UploadError(
-                f"the zip entry {a.filename!r} overlaps {other}: they share packed bytes, as "
-                "zip bombs' entries do",
+                say(
+                    "the zip entry {name!r} overlaps {other}: they share packed bytes, as "
+                    "zip bombs' entries do",
+                    name=a.filename,
+                    other=other,
+                ),
                 fix=_REDO,
             )
 
@@ -220,9 +250,10 @@ def _class_files(infos: list[zipfile.ZipInfo]):
     files, skipped = [], []
     for parts, info in entries:
         if len(parts) < 2:
-            skipped.append((info.filename, "is not inside a class folder"))
+            skipped.append((info.filename, say("is not inside a class folder")))
         elif not parts[0].isprintable():
-            skipped.append((info.filename, "has a class folder name with control characters"))
+            why = say("has a class folder name with control characters")
+            skipped.append((info.filename, why))
         else:
             files.append((parts[0], info))
     return files, skipped
@@ -231,18 +262,26 @@ def _class_files(infos: list[zipfile.ZipInfo]):
 def _check_classes(classes: tuple[str, ...], limits: DataLimits) -> None:
     if not classes:
         raise UploadError(
-            "found no class folders: the zip must hold one folder per class with the "
-            "images inside, e.g. cat/001.jpg and dog/001.jpg"
+            say(
+                "found no class folders: the zip must hold one folder per class with the "
+                "images inside, e.g. cat/001.jpg and dog/001.jpg"
+            )
         )
     if len(classes) == 1:
         raise UploadError(
-            f"found only one class folder, {classes[0]!r}; a classifier needs at least "
-            "two: add a folder for each other class"
+            say(
+                "found only one class folder, {name!r}; a classifier needs at least two: "
+                "add a folder for each other class",
+                name=classes[0],
+            )
         )
     if len(classes) > limits.max_classes:
         raise UploadError(
-            f"found {len(classes)} class folders; this server takes up to "
-            f"{limits.max_classes}. Merge or remove some"
+            say(
+                "found {n} class folders; this server takes up to {limit}. Merge or remove some",
+                n=len(classes),
+                limit=limits.max_classes,
+            )
         )
 
 
@@ -265,8 +304,12 @@ def _read_entry(
                 budget.spend_bytes(len(chunk))
                 if got > cap:
                     raise UploadError(
-                        f"the zip entry {info.filename!r} expands more than {lim.max_ratio} "
-                        "times its packed size, as a zip bomb does; it was not unpacked"
+                        say(
+                            "the zip entry {name!r} expands more than {ratio} times its packed "
+                            "size, as a zip bomb does; it was not unpacked",
+                            name=info.filename,
+                            ratio=lim.max_ratio,
+                        )
                     )
                 chunks.append(chunk)
     except UploadError:
@@ -290,7 +333,7 @@ def _decode(
 ) -> tuple[np.ndarray | None, str]:
     """(size, size, 3) uint8 pixels, or None and why the file was skipped."""
     if not raw:
-        return None, "is empty (0 bytes)"
+        return None, say("is empty (0 bytes)")
     lim = budget.lim
     try:
         # Pillow warns above its own pixel cap and raises above twice that; make the
@@ -301,7 +344,10 @@ def _decode(
             with Image.open(io.BytesIO(raw), formats=IMAGE_FORMATS) as img:
                 w, h = img.size
                 if w * h > lim.max_pixels:
-                    return None, f"is {w}x{h} pixels, over the cap of {lim.max_pixels:,}"
+                    cap = lim.max_pixels
+                    return None, say(
+                        "is {w}x{h} pixels, over the cap of {cap:,}", w=w, h=h, cap=cap
+                    )
                 img.draft("RGB", (draft_side, draft_side))  # JPEG: decode at a reduced scale
                 budget.spend_pixels(img.size[0] * img.size[1])  # before decoding them
                 rgb = _eight_bit(img).convert("RGB")
@@ -310,11 +356,13 @@ def _decode(
     except UploadError:
         raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        return None, "has so many pixels it may be a decompression bomb"
+        return None, say("has so many pixels it may be a decompression bomb")
     except UnidentifiedImageError:
-        return None, f"is not an image this app reads ({', '.join(IMAGE_FORMATS)})"
+        return None, say(
+            "is not an image this app reads ({formats})", formats=", ".join(IMAGE_FORMATS)
+        )
     except Exception:  # Pillow's decoders raise many types on damaged files
-        return None, "is damaged or cut short"
+        return None, say("is damaged or cut short")
 
 
 def _eight_bit(img: Image.Image) -> Image.Image:

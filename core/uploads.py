@@ -26,6 +26,7 @@ from torch import Tensor
 from core.datasets import DataError, data_root
 from core.limits import DATA_LIMITS, DataLimits
 from core.upload_zip import IMAGE_FORMATS, UploadError, read_zip
+from core.words import say
 
 __all__ = [
     "IMAGE_FORMATS",
@@ -81,9 +82,12 @@ def import_upload(
     """
     if len(data) > limits.max_upload_bytes:
         raise UploadError(
-            f"the zip is {len(data) / _MB:.0f} MB; this server takes up to "
-            f"{limits.max_upload_bytes / _MB:.0f} MB",
-            fix="upload fewer or smaller images",
+            say(
+                "the zip is {mb:.0f} MB; this server takes up to {limit:.0f} MB",
+                mb=len(data) / _MB,
+                limit=limits.max_upload_bytes / _MB,
+            ),
+            fix=say("upload fewer or smaller images"),
         )
     _, labels, classes, skipped = read_zip(
         data,
@@ -124,8 +128,11 @@ def read_upload(
         data = (uploads_folder(root) / f"{digest}.zip").read_bytes()
     except (FileNotFoundError, IsADirectoryError):  # never kept, or pruned since
         raise DataError(
-            f"the uploaded images {digest[:12]!r}... are no longer on this server",
-            fix="upload the zip again",
+            say(
+                "the uploaded images {digest!r}... are no longer on this server",
+                digest=digest[:12],
+            ),
+            fix=say("upload the zip again"),
         ) from None
     images, labels, classes, _ = read_zip(data, size=size, limits=limits)
     return images, labels, classes
@@ -179,17 +186,25 @@ def _make_room(
                 freed += sizes[d] if set(index[d]) == {key} else 0  # the file goes too
         if owned + adding > lim.max_kept_per_owner:
             raise UploadError(
-                f"this browser keeps {_size(owned)} of uploaded zips that its runs still "
-                f"use, and this one adds {_size(adding)}: over the "
-                f"{_size(lim.max_kept_per_owner)} each browser may keep",
-                fix="delete runs you no longer need on the Runs page, or upload a smaller zip",
+                say(
+                    "this browser keeps {owned} of uploaded zips that its runs still use, "
+                    "and this one adds {adding}: over the {limit} each browser may keep",
+                    owned=_size(owned),
+                    adding=_size(adding),
+                    limit=_size(lim.max_kept_per_owner),
+                ),
+                fix=say("delete runs you no longer need on the Runs page, or upload a smaller zip"),
             )
     total = sum(sizes.values()) - freed + (0 if digest in sizes else nbytes)
     if total > lim.max_kept_bytes:
         raise UploadError(
-            f"this server's space for uploaded zips is full: this zip would bring it to "
-            f"{_size(total)}, over the {_size(lim.max_kept_bytes)} it may keep",
-            fix="ask whoever runs the server to delete old runs, or upload a smaller zip",
+            say(
+                "this server's space for uploaded zips is full: this zip would bring it to "
+                "{total}, over the {limit} it may keep",
+                total=_size(total),
+                limit=_size(lim.max_kept_bytes),
+            ),
+            fix=say("ask whoever runs the server to delete old runs, or upload a smaller zip"),
         )
     return release
 
@@ -206,8 +221,8 @@ def _release(folder: Path, index: dict[str, dict[str, float]], digest: str, key:
 def _size(n: int) -> str:
     """Bytes for people: '740 KB', '2.5 MB', '300 MB'."""
     if n < _MB:
-        return f"{n / 1024:.0f} KB"
-    return f"{n / _MB:.1f} MB" if n < 10 * _MB else f"{n / _MB:,.0f} MB"
+        return say("{n:.0f} KB", n=n / 1024)
+    return say("{n:.1f} MB", n=n / _MB) if n < 10 * _MB else say("{n:,.0f} MB", n=n / _MB)
 
 
 def _sizes(folder: Path) -> dict[str, int]:

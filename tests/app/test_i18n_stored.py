@@ -13,8 +13,10 @@ from core.plan import check_memory
 from core.presets import PRESETS
 from core.spec import ConvSpec, NetSpec, SpecError
 from core.training import describe_device
+from core.uploads import UploadError, read_zip
 from core.words import say
 from core.worker_slots import INTERRUPTED_AT, STOPPED_AT, exit_reason
+from tests.core.test_data_uploads import LIMITS, _classes, _png, _zip
 
 
 @pytest.fixture
@@ -120,3 +122,33 @@ def test_the_batch_memory_refusal_reads_in_german(german):
     assert shown.startswith("das Netz: das Training mit Batch-Größe 64 braucht ")
     assert "-mal so viel wie der freie Speicher des Geräts (" in shown
     assert shown.endswith("wählen Sie eine Batch-Größe von höchstens 10 oder ein kleineres Netz")
+
+
+# --- uploads: refusals and the reasons a file was left out --------------------------------
+
+
+def test_upload_refusals_read_in_german(german):
+    bad = _zip({"../evil.png": _png()} | _classes())
+    with pytest.raises(UploadError) as info:
+        read_zip(bad, size=8, limits=LIMITS)
+    assert str(info.value).startswith("the zip entry '../evil.png' climbs out of its folder")
+    assert i18n.tr(info.value) == (
+        "der ZIP-Eintrag '../evil.png' verlässt mit „..“ seinen Ordner, was es in einer "
+        "sicheren ZIP-Datei nie gibt; erstellen Sie die ZIP-Datei neu mit einem üblichen "
+        "Programm und packen Sie die Klassenordner selbst hinein"
+    )
+    with pytest.raises(UploadError) as info:
+        read_zip(_zip(_classes(n_dog=0)), size=8, limits=LIMITS)
+    assert i18n.tr(info.value).startswith("nur ein Klassenordner gefunden, 'cat'; ")
+
+
+def test_a_short_class_list_and_skipped_files_read_in_german(german):
+    with pytest.raises(UploadError) as info:
+        read_zip(_zip(_classes(n_cat=1) | {"dog/x.png": b"not a png"}), size=8, limits=LIMITS)
+    # the list of short classes is joined into one text: each part is matched back
+    assert "'cat' hat 1" in i18n.tr(info.value)
+    blob = _zip(_classes() | {"dog/cut.png": b"not a png", "loose.png": _png()})
+    *_, skipped = read_zip(blob, size=8, limits=LIMITS)
+    shown = {name: i18n.tr(why) for name, why in skipped}
+    assert shown["loose.png"] == "liegt in keinem Klassenordner"
+    assert shown["dog/cut.png"].startswith("ist kein Bild, das diese App lesen kann (PNG")
