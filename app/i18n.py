@@ -139,7 +139,9 @@ def tr(value) -> str:
     if isinstance(value, BaseException):
         return tr(value.args[0]) if value.args and isinstance(value.args[0], str) else str(value)
     if isinstance(value, Said):
-        values = {k: tr(v) if isinstance(v, str) else v for k, v in value.values.items()}
+        values = {
+            k: tr(v) if isinstance(v, str | BaseException) else v for k, v in value.values.items()
+        }
         return fill(value.template, **values)
     if not (isinstance(value, str) and value):
         return str(value)

@@ -9,7 +9,7 @@ import streamlit as st
 
 from app import live, services, state
 from app.choices import DATASET_NAMES, SIZES, dataset_title, short_title
-from app.i18n import N_, _
+from app.i18n import N_, _, tr
 from core import limits
 from core.data import DataRequest
 from core.experiments import SHAPES_IMAGES, settings
@@ -77,7 +77,7 @@ def _start(mgr, owner, info: JobInfo, arm: str, request, mode: str, steps: int) 
         net, _data = mgr.copy_model(info.id, owner, arm)
         arms = transfer_race(net, net.current_spec(), target, mode, seed=config.seed)
     except ValueError as e:  # a refusal written for the user (TransferError, JobError, ...)
-        st.error(_("Could not start the transfer: {e}").format(e=e), icon=":material/error:")
+        st.error(_("Could not start the transfer: {e}").format(e=tr(e)), icon=":material/error:")
         return
     title = short_title(request.name)
     name = f"{PREFIX}{info.name} / {arm} → {title} ({mode})"

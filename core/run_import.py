@@ -27,6 +27,7 @@ from core.spec import NetSpec
 from core.store import RunStore
 from core.store_writer import RunWriter
 from core.telemetry import EvalRecord, Event, StepRecord
+from core.words import N_, say
 
 _MB = 1024**2
 ENDED = ("finished", "stopped", "failed", "diverged", "cancelled", "interrupted")
@@ -56,8 +57,9 @@ class RunImportError(ExplainedError):
 
 
 def _fail(problem: str, entry: str | None = None, fix: str | None = None):
-    where = f"{entry} in the zip" if entry else "the zip"
-    raise RunImportError(problem, where=where, fix=fix or "export the run again and import that")
+    where = say("{entry} in the zip", entry=entry) if entry else N_("the zip")
+    fix = fix or N_("export the run again and import that")
+    raise RunImportError(problem, where=where, fix=fix)
 
 
 def import_run(
@@ -117,16 +119,26 @@ def _meta_and_arms(files: dict[str, bytes], limits: ImportLimits) -> tuple[dict,
     max_arms safe distinct names, and no entry in the zip that is not part of the run."""
     meta = _json(files, "run.json", dict)
     if meta.get("format") != FORMAT:
-        _fail(f"has format {meta.get('format')!r}; this version reads format {FORMAT}", "run.json")
+        _fail(
+            say(
+                "has format {got!r}; this version reads format {want}",
+                got=meta.get("format"),
+                want=FORMAT,
+            ),
+            "run.json",
+        )
     arms = meta.get("arms")
     if not isinstance(arms, list) or not 1 <= len(arms) <= limits.max_arms:
-        _fail(f"must list 1 to {limits.max_arms} arms", "run.json")
+        _fail(say("must list 1 to {n} arms", n=limits.max_arms), "run.json")
     if not all(isinstance(a, str) and safe_arm_name(a) for a in arms) or len(set(arms)) < len(arms):
         _fail("has an arm name that is not letters, digits, - or _", "run.json")
     unexpected = sorted(set(files) - entry_names(arms))
     if unexpected:
         expected = ", ".join(sorted(entry_names(arms)))
-        _fail(f"is not part of a run export (expected only: {expected})", unexpected[0])
+        _fail(
+            say("is not part of a run export (expected only: {expected})", expected=expected),
+            unexpected[0],
+        )
     return meta, arms
 
 
@@ -134,22 +146,26 @@ def _read_zip(data: bytes, lim: ImportLimits) -> dict[str, bytes]:
     """Every entry's bytes, read under the caps; names checked before anything is read."""
     if len(data) > lim.max_zip_bytes:
         _fail(
-            f"is {len(data) / _MB:,.0f} MB; this server takes run zips up to "
-            f"{lim.max_zip_bytes / _MB:,.0f} MB"
+            say(
+                "is {mb:,.0f} MB; this server takes run zips up to {limit:,.0f} MB",
+                mb=len(data) / _MB,
+                limit=lim.max_zip_bytes / _MB,
+            )
         )
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError):
-        _fail("is not a zip archive", fix="choose the .zip that Export made")
+        _fail(say("is not a zip archive"), fix=say("choose the .zip that Export made"))
     names = [i.filename for i in infos]
     for name in names:
         if "/" in name or "\\" in name or name.startswith(".") or not name.isprintable():
-            _fail("is a path or a hidden file; a run zip holds only plain file names", repr(name))
+            why = say("is a path or a hidden file; a run zip holds only plain file names")
+            _fail(why, repr(name))
     if len(infos) > 3 + 3 * lim.max_arms + 2:
-        _fail(f"holds {len(infos)} files, more than a run export has")
+        _fail(say("holds {n} files, more than a run export has", n=len(infos)))
     if len(set(names)) < len(names):
-        _fail("holds two files of the same name")
+        _fail(say("holds two files of the same name"))
     budget, files = [lim.max_unzipped_bytes], {}
     for info in infos:
         if info.filename != "model.py":  # never read, never run
@@ -174,37 +190,41 @@ def _read_entry(archive, info, budget: list[int], lim: ImportLimits) -> bytes:
                 budget[0] -= len(chunk)
                 if got > cap:
                     _fail(
-                        f"is larger than {cap / _MB:,.0f} MB, the cap for this file", info.filename
+                        say("is larger than {mb:,.0f} MB, the cap for this file", mb=cap / _MB),
+                        info.filename,
                     )
                 if got > ratio_cap or budget[0] < 0:
                     _fail(
-                        "unpacks to far more than it holds packed, as a zip bomb does",
+                        say("unpacks to far more than it holds packed, as a zip bomb does"),
                         info.filename,
                     )
                 chunks.append(chunk)
     except RunImportError:
         raise
     except (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, OSError, zlib.error):
-        _fail("is damaged inside the zip (bad checksum, cut short or encrypted)", info.filename)
+        why = say("is damaged inside the zip (bad checksum, cut short or encrypted)")
+        _fail(why, info.filename)
     return b"".join(chunks)
 
 
 def _text(files: dict, name: str) -> str:
     if name not in files:
-        _fail("is missing", name)
+        _fail(say("is missing"), name)
     try:
         return files[name].decode("utf-8")
     except UnicodeDecodeError:
-        _fail("is not UTF-8 text", name)
+        _fail(say("is not UTF-8 text"), name)
 
 
 def _json(files: dict, name: str, kind: type):
     try:
         value = json.loads(_text(files, name))
     except json.JSONDecodeError as e:
-        _fail(f"is not valid JSON (line {e.lineno}: {e.msg})", name)
+        _fail(say("is not valid JSON (line {line}: {why})", line=e.lineno, why=e.msg), name)
     if not isinstance(value, kind):
-        _fail(f"must hold a JSON {'object' if kind is dict else 'list'}", name)
+        _fail(
+            say("must hold a JSON object") if kind is dict else say("must hold a JSON list"), name
+        )
     return value
 
 
@@ -215,7 +235,7 @@ def _parse(name: str, read):
     except RunImportError:
         raise
     except (ValueError, KeyError, TypeError) as e:
-        _fail(f"cannot be used: {e}", name)
+        _fail(say("cannot be used: {why}", why=e), name)  # the app translates `e` itself
 
 
 def _spec(files: dict, name: str) -> NetSpec:
@@ -243,9 +263,23 @@ def _weights(files: dict, arm: str, spec: NetSpec, lim: ImportLimits):
     found = {k: v for k, v in header.items() if k != "__metadata__"}
     missing, extra = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected)
     if missing:
-        _fail(f"lacks {missing[0]!r}, a parameter of the network in spec-{arm}.json", name)
+        _fail(
+            say(
+                "lacks {key!r}, a parameter of the network in spec-{arm}.json",
+                key=missing[0],
+                arm=arm,
+            ),
+            name,
+        )
     if extra:
-        _fail(f"has {extra[0]!r}, which the network in spec-{arm}.json does not have", name)
+        _fail(
+            say(
+                "has {key!r}, which the network in spec-{arm}.json does not have",
+                key=extra[0],
+                arm=arm,
+            ),
+            name,
+        )
     for key, tensor in expected.items():
         want = (_DTYPE_NAMES.get(str(tensor.dtype).removeprefix("torch.")), list(tensor.shape))
         got = (found[key]["dtype"], found[key]["shape"])
@@ -256,7 +290,7 @@ def _weights(files: dict, arm: str, spec: NetSpec, lim: ImportLimits):
     try:
         net.load_state_dict(st_load(data))
     except (SafetensorError, RuntimeError) as e:
-        _fail(f"cannot be read ({str(e).splitlines()[0]})", name)
+        _fail(say("cannot be read ({why})", why=str(e).splitlines()[0]), name)
     return net
 
 
@@ -264,14 +298,14 @@ def _floats(row: list[str], name: str, line: int) -> list[float]:
     try:
         return [float(v) for v in row]
     except ValueError:
-        _fail(f"has a value that is not a number on line {line}", name)
+        _fail(say("has a value that is not a number on line {line}", line=line), name)
 
 
 def _rows(files: dict, name: str) -> list[list[str]]:
     try:
         return list(csv.reader(io.StringIO(_text(files, name))))
     except csv.Error as e:
-        _fail(f"is not a readable CSV file ({e})", name)
+        _fail(say("is not a readable CSV file ({why})", why=str(e)), name)
 
 
 def _metrics(files: dict, name: str):
@@ -280,21 +314,35 @@ def _metrics(files: dict, name: str):
         return (), (), []
     rows = _rows(files, name)
     if not rows or tuple(rows[0][: len(FIXED_COLUMNS)]) != FIXED_COLUMNS:
-        _fail(f"must start with the columns {', '.join(FIXED_COLUMNS)}", name)
+        _fail(say("must start with the columns {names}", names=", ".join(FIXED_COLUMNS)), name)
     header = rows[0][len(FIXED_COLUMNS) :]
     groups = {
         field: [h.split(":", 1)[1] for h in header if h.startswith(f"{prefix}:")]
         for prefix, field in SERIES
     }
     if sum(map(len, groups.values())) != len(header):
-        _fail("has a column that is not a metric of a run export", name)
+        _fail(say("has a column that is not a metric of a run export"), name)
     records = []
     for line, row in enumerate(rows[1:], 2):
         if len(row) != len(rows[0]):
-            _fail(f"has {len(row)} values on line {line}, not {len(rows[0])}", name)
+            _fail(
+                say(
+                    "has {n} values on line {line}, not {want}",
+                    n=len(row),
+                    line=line,
+                    want=len(rows[0]),
+                ),
+                name,
+            )
         values = _floats(row, name, line)
         if not values[0].is_integer() or (records and values[0] <= records[-1].step):
-            _fail(f"has a step on line {line} that is not a whole number after the last", name)
+            _fail(
+                say(
+                    "has a step on line {line} that is not a whole number after the last",
+                    line=line,
+                ),
+                name,
+            )
         series, at = {}, len(FIXED_COLUMNS)
         for _, field in SERIES:
             series[field] = tuple(values[at : at + len(groups[field])])
@@ -310,11 +358,14 @@ def _evals(files: dict, arms) -> list[tuple[str, EvalRecord]]:
         return []
     rows = _rows(files, name)
     if not rows or tuple(rows[0]) != EVAL_COLUMNS:
-        _fail(f"must have the columns {', '.join(EVAL_COLUMNS)}", name)
+        _fail(say("must have the columns {names}", names=", ".join(EVAL_COLUMNS)), name)
     out = []
     for line, row in enumerate(rows[1:], 2):
         if len(row) != len(EVAL_COLUMNS) or row[0] not in arms:
-            _fail(f"line {line} does not name an arm of this run with four numbers", name)
+            _fail(
+                say("line {line} does not name an arm of this run with four numbers", line=line),
+                name,
+            )
         step, epoch, loss, acc = _floats(row[1:], name, line)
         out.append((row[0], EvalRecord(step=int(step), epoch=epoch, loss=loss, accuracy=acc)))
     return out
@@ -331,6 +382,9 @@ def _events(files: dict, arms, lim: ImportLimits) -> list[tuple[str, Event]]:
             isinstance(e.get(k), str) and len(e[k]) <= lim.max_text for k in ("kind", "detail")
         )
         if not ok:
-            _fail(f"event {i} needs an arm of this run, a whole step, a kind and a detail", name)
+            _fail(
+                say("event {i} needs an arm of this run, a whole step, a kind and a detail", i=i),
+                name,
+            )
         out.append((e["arm"], Event(step=e["step"], kind=e["kind"], detail=e["detail"])))
     return out

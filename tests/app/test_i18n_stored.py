@@ -2,7 +2,9 @@
 event's detail in the telemetry) are translated when shown: `tr` matches the stored English
 against the catalogue's templates and fills the German one with the same values."""
 
+import io
 import sqlite3
+import zipfile
 
 import pytest
 import torch
@@ -11,7 +13,9 @@ from app import i18n, markers
 from core.jobs_api import release_message
 from core.plan import check_memory
 from core.presets import PRESETS
+from core.run_import import RunImportError, import_run
 from core.spec import ConvSpec, NetSpec, SpecError
+from core.store import RunStore
 from core.training import describe_device
 from core.uploads import UploadError, read_zip
 from core.words import say
@@ -152,3 +156,32 @@ def test_a_short_class_list_and_skipped_files_read_in_german(german):
     shown = {name: i18n.tr(why) for name, why in skipped}
     assert shown["loose.png"] == "liegt in keinem Klassenordner"
     assert shown["dog/cut.png"].startswith("ist kein Bild, das diese App lesen kann (PNG")
+
+
+# --- run import: the file in the zip, the problem and the fix -----------------------------
+
+
+def _run_zip(entries: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for name, blob in entries.items():
+            z.writestr(name, blob)
+    return out.getvalue()
+
+
+def test_run_import_refusals_read_in_german(german, tmp_path):
+    store = RunStore(tmp_path / "data")
+    with pytest.raises(RunImportError) as info:
+        import_run(store, "bob", b"not a zip")
+    assert str(info.value) == "the zip: is not a zip archive; choose the .zip that Export made"
+    assert i18n.tr(info.value) == (
+        "die ZIP-Datei: ist kein ZIP-Archiv; wählen Sie die .zip-Datei, die "
+        "„Als Zip exportieren“ erstellt hat"
+    )
+    with pytest.raises(RunImportError) as info:
+        import_run(store, "bob", _run_zip({"run.json": b"{oops"}))
+    assert str(info.value).startswith("run.json in the zip: is not valid JSON (line 1: ")
+    assert i18n.tr(info.value).startswith("run.json in der ZIP-Datei: ist kein gültiges JSON")
+    assert i18n.tr(info.value).endswith(
+        "; exportieren Sie den Lauf erneut und importieren Sie diesen Export"
+    )
