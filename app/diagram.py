@@ -9,7 +9,7 @@ from itertools import pairwise
 import plotly.graph_objects as go
 
 from app.choices import label
-from app.i18n import _, number, tr
+from app.i18n import N_, _, number, tr
 from app.style import FONT_SIZE, GREY, TICK_SIZE, style
 from core.plan import Layer, Plan, describe_skip
 from core.spec import PROJECTION, ZERO_PAD, format_shape
@@ -25,13 +25,18 @@ SKIP_OFF = {"color": GREY, "width": 2.5, "dash": "dash"}
 SHORTCUT_LABELS = {ZERO_PAD: "pad", PROJECTION: "1x1"}
 
 
+# How a count's unit reads: 9.2k in English, 9,2 Tsd. in German.
+COUNT_UNITS = ((N_("{value}G"), 1e9), (N_("{value}M"), 1e6), (N_("{value}k"), 1e3))
+
+
 def format_count(n: int) -> str:
-    """9248 -> '9.2k', 16000 -> '16k', 1_600_000 -> '1.6M', 650 -> '650'."""
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+    """9248 -> '9.2k', 16000 -> '16k', 1_600_000 -> '1.6M', 650 -> '650' (German:
+    '9,2 Tsd.', '1,6 Mio.')."""
+    for unit, size in COUNT_UNITS:
         if n >= size:
             value = n / size
-            text = f"{value:.0f}" if value >= 100 else f"{value:.1f}".removesuffix(".0")
-            return text + unit
+            digits = 0 if value >= 100 or round(value, 1) == round(value) else 1
+            return _(unit).format(value=number(value, digits))
     return str(n)
 
 

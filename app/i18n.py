@@ -162,16 +162,28 @@ _MIN_LITERAL = 3  # "{a}: {b}" would match nearly anything; a template needs a w
 def _pattern(template: str) -> re.Pattern | None:
     """A regex that reads `template.format(...)`'s text back into its fields' values."""
     parts, seen, literal = [], set(), 0
-    for text, name, _spec, _conv in _FIELD.parse(template):
+    for text, name, spec, conversion in _FIELD.parse(template):
         parts.append(re.escape(text))
         literal += len(text.strip())
         if name is None:
             continue
         if not name.isidentifier():
             return None  # {0} or {a.b}: not a template say() makes
-        parts.append(f"(?P={name})" if name in seen else f"(?P<{name}>.+?)")
+        parts.append(
+            f"(?P={name})" if name in seen else f"(?P<{name}>{_capture(spec, conversion)})"
+        )
         seen.add(name)
     return re.compile("".join(parts), re.DOTALL) if seen and literal >= _MIN_LITERAL else None
+
+
+def _capture(spec: str | None, conversion: str | None) -> str:
+    """What a field's text can be: a quoted repr for {x!r}, a number for {x:,.1f}, else
+    any text (as little as lets the rest match)."""
+    if conversion == "r":
+        return r"'[^']*'|\"[^\"]*\""
+    if (spec and spec[-1:] in "dfgen%") or spec in (",", "_"):
+        return _NUMBER.pattern
+    return ".+?"
 
 
 @functools.cache

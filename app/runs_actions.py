@@ -32,7 +32,7 @@ NOT_LISTED = N_("The training backend does not list this run (imported, or store
 
 def saving_note(store: RunStore) -> None:
     """Say when runs are not being saved (or the database was moved aside)."""
-    message = plain(store.message)  # it names paths: shown as they are
+    message = plain(tr(store.message))  # it names paths: shown as they are
     if not store.saving:
         st.warning(_("Runs are {message}.").format(message=message), icon=":material/cloud_off:")
     elif message:

@@ -19,6 +19,7 @@ from typing import Any
 
 from core.checks import _show as show
 from core.errors import ExplainedError
+from core.words import N_, say
 
 # No setting needs more digits; past 4,300 Python refuses with a ValueError of its own.
 MAX_DIGITS = 30
@@ -26,6 +27,9 @@ MAX_DIGITS = 30
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string, escapes included
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+RIGHT_FILE = N_("is it the right file?")
 
 
 def nesting_depth(text: str) -> int:
@@ -47,40 +51,51 @@ def load(
     digits. Raises `error` (with `context`) for anything else."""
 
     def refuse(problem: str, fix: str | None = None):
-        return error(problem, where="the file", fix=fix, **context)
+        return error(problem, where=N_("the file"), fix=fix, **context)
 
     if len(text) > max_chars:
-        unit = "bytes" if isinstance(text, bytes) else "characters"
-        raise refuse(
-            f"it is {len(text):,} {unit} long; the limit is {max_chars:,}",
-            "is it the right file?",
+        long = (
+            say("it is {n:,} bytes long; the limit is {limit:,}", n=len(text), limit=max_chars)
+            if isinstance(text, bytes)
+            else say(
+                "it is {n:,} characters long; the limit is {limit:,}", n=len(text), limit=max_chars
+            )
         )
+        raise refuse(long, RIGHT_FILE)
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise refuse("it is not UTF-8 text", "save it as UTF-8 JSON") from None
+            raise refuse(say("it is not UTF-8 text"), say("save it as UTF-8 JSON")) from None
     depth = nesting_depth(text)
     if depth > max_depth:
         raise refuse(
-            f"brackets nest {depth:,} deep; the limit is {max_depth}",
-            "is it the right file?",
+            say("brackets nest {depth:,} deep; the limit is {limit}", depth=depth, limit=max_depth),
+            RIGHT_FILE,
         )
 
     def whole(digits: str) -> int:
         if len(digits.lstrip("-")) > MAX_DIGITS:
+            n = len(digits.lstrip("-"))
             raise refuse(
-                f"a number has {len(digits.lstrip('-')):,} digits; the limit is {MAX_DIGITS}",
-                "is it the right file?",
+                say("a number has {n:,} digits; the limit is {limit}", n=n, limit=MAX_DIGITS),
+                RIGHT_FILE,
             )
         return int(digits)
 
     try:
         return json.loads(text, parse_int=whole)
     except json.JSONDecodeError as e:
-        raise refuse(f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+        raise refuse(
+            say(
+                "not valid JSON (line {line}, column {column}: {why})",
+                line=e.lineno,
+                column=e.colno,
+                why=e.msg,
+            )
+        ) from None
     except RecursionError:  # not reached after the depth check; kept as a last guard
-        raise refuse("brackets nest too deep", "is it the right file?") from None
+        raise refuse(say("brackets nest too deep"), RIGHT_FILE) from None
 
 
 # --- JSON objects -> dataclasses -----------------------------------------------------------
@@ -100,19 +115,39 @@ def reject_unknown(
     unknown = sorted(set(data) - known)
     if unknown:
         raise error(
-            f"unknown setting {show(unknown[0])}; known settings are: {', '.join(sorted(known))}",
+            say(
+                "unknown setting {name}; known settings are: {known}",
+                name=show(unknown[0]),
+                known=", ".join(sorted(known)),
+            ),
             where=where,
             **context,
         )
 
 
-_TYPE_WORDS = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+_TYPE_WORDS = {
+    int: N_("a whole number"),
+    float: N_("a number"),
+    bool: N_("true or false"),
+    str: N_("text"),
+}
+_LIST_WORDS = {
+    int: N_("a list of whole numbers"),
+    float: N_("a list of numbers"),
+    bool: N_("a list of true or false values"),
+    str: N_("a list of texts"),
+}
 
 
 def _type_word(t: Any) -> str:
     if typing.get_origin(t) is tuple:
-        return f"a list of {_TYPE_WORDS[typing.get_args(t)[0]].removeprefix('a ')}s"
-    return "empty (null)"
+        return _LIST_WORDS[typing.get_args(t)[0]]
+    return N_("empty (null)")
+
+
+def _either(words: list[str]) -> str:
+    """'a number or empty (null)', each word translatable."""
+    return functools.reduce(lambda a, b: say("{a} or {b}", a=a, b=b), words)
 
 
 def typed(
@@ -132,8 +167,9 @@ def typed(
         if typing.get_origin(t) is tuple and isinstance(value, list):
             item = typing.get_args(t)[0]
             return tuple(typed(v, item, name, where, error=error, **context) for v in value)
-    words = " or ".join(_TYPE_WORDS.get(t, _type_word(t)) for t in options)
-    raise error(f"'{name}' must be {words}, got {show(value)}", where=where, **context)
+    words = _either([_TYPE_WORDS.get(t, _type_word(t)) for t in options])
+    must = say("{name} must be {words}, got {got}", name=f"'{name}'", words=words, got=show(value))
+    raise error(must, where=where, **context)
 
 
 @functools.cache
@@ -149,7 +185,7 @@ def parse_dataclass(
 ) -> Any:
     """`cls(**data)` after checking every key and value; raises `error` naming the field."""
     if not isinstance(data, dict):
-        raise error("must be a JSON object of settings", where=where, **context)
+        raise error(say("must be a JSON object of settings"), where=where, **context)
     hints = _hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
     reject_unknown(data, fields, where, error=error, **context)
@@ -162,5 +198,5 @@ def parse_dataclass(
         and f.default_factory is dataclasses.MISSING
     )
     if missing:
-        raise error(f"missing setting {missing[0]!r}", where=where, **context)
+        raise error(say("missing setting {name}", name=repr(missing[0])), where=where, **context)
     return cls(**kwargs)

@@ -20,6 +20,12 @@ from core.limits import SPEC_LIMITS, SpecLimits
 from core.words import N_, say
 
 SCHEMA_VERSION = 1
+OLD_SCHEMA = N_(
+    "this file has spec schema {got}, but this version of ResNet Explorer reads schema {want}; "
+    "save it again from the Build page"
+)
+SHAPE_LIST = N_("'input_shape' must be a list of whole numbers like [3, 32, 32], got {got}")
+CLASSES_WHOLE = N_("'num_classes' must be a whole number, got {got}")
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu")
 INITS = ("kaiming", "xavier", "default", "small_normal")
@@ -302,25 +308,20 @@ class NetSpec:
         """Parse a dict (from JSON). Rejects unknown keys and wrong types by name, and too
         many blocks before parsing any of them."""
         if not isinstance(data, dict):
-            raise SpecError("a spec must be a JSON object with 'input_shape' and 'blocks'")
+            raise SpecError(say("a spec must be a JSON object with 'input_shape' and 'blocks'"))
         schema = data.get("schema")
         if schema != SCHEMA_VERSION:
-            raise SpecError(
-                f"this file has spec schema {show(schema)}, but this version of "
-                f"ResNet Explorer reads schema {SCHEMA_VERSION}; save it again from the Build page"
-            )
+            raise SpecError(say(OLD_SCHEMA, got=show(schema), want=SCHEMA_VERSION))
         top = {k: v for k, v in data.items() if k != "schema"}
         _reject_unknown(top, {f.name for f in dataclasses.fields(cls)}, "the network")
         for key in ("input_shape", "num_classes"):
             if key not in top:
-                raise SpecError(f"the spec has no '{key}'; add it")
+                raise SpecError(say("the spec has no {key!r}; add it", key=key))
         shape = top["input_shape"]
         if not isinstance(shape, list) or not all(is_int(d) for d in shape):
-            raise SpecError(
-                f"'input_shape' must be a list of whole numbers like [3, 32, 32], got {show(shape)}"
-            )
+            raise SpecError(say(SHAPE_LIST, got=show(shape)))
         if not is_int(top["num_classes"]):
-            raise SpecError(f"'num_classes' must be a whole number, got {show(top['num_classes'])}")
+            raise SpecError(say(CLASSES_WHOLE, got=show(top["num_classes"])))
         raw_blocks = top.get("blocks", [])
         if not isinstance(raw_blocks, list):
             raise SpecError("'blocks' must be a list of blocks")

@@ -72,8 +72,9 @@ class RunStore:
         try:
             self._open_file()
         except (sqlite3.Error, OSError) as e:
-            self._open_memory(f"not being saved: {explain(e, self.path)}")
-            self.message += stored_note(*copy_stored(self.path, self._anchor))  # listed still
+            self._open_memory(say("not being saved: {why}", why=explain(e, self.path)))
+            note = stored_note(*copy_stored(self.path, self._anchor))  # listed still
+            self.message = say("{message}{note}", message=self.message, note=note)
 
     # -- opening ------------------------------------------------------------------------
 
@@ -82,9 +83,11 @@ class RunStore:
         why = self._inspect()
         if why:
             aside = self._move_aside()
-            self.message = (
-                f"the run database could not be used ({why}); it was moved aside to "
-                f"{aside.name} and a fresh one started"
+            self.message = say(
+                "the run database could not be used ({why}); it was moved aside to "
+                "{aside} and a fresh one started",
+                why=why,
+                aside=aside.name,
             )
         ensure_current(self.connect())
         self.runs_dir.mkdir(exist_ok=True)
@@ -102,7 +105,7 @@ class RunStore:
                 return problem(db)
         except sqlite3.DatabaseError as e:
             if "not a database" in str(e) or "malformed" in str(e):
-                return "it is not an SQLite database (damaged, or another kind of file)"
+                return say("it is not an SQLite database (damaged, or another kind of file)")
             raise
 
     def _move_aside(self) -> Path:
@@ -264,9 +267,9 @@ class RunStore:
         row = self.connect().execute(INFO_QUERY + " WHERE r.id = ?", (run_id,)).fetchone()
         if row is None:
             raise StoreError(
-                "this run is not stored (it may have been deleted)",
-                where=f"run {run_id}",
-                fix="open the Runs page to see the runs there are",
+                say("this run is not stored (it may have been deleted)"),
+                where=say("run {id}", id=run_id),
+                fix=say("open the Runs page to see the runs there are"),
             )
         return info_from_row(row)
 
@@ -333,7 +336,9 @@ class RunStore:
     def delete(self, run_id: str, owner: str) -> None:
         """Delete a run, its rows and its files. Only its owner may."""
         if self.run(run_id).owner != owner:
-            raise StoreError("this run belongs to someone else", where=f"run {run_id}")
+            raise StoreError(
+                say("this run belongs to someone else"), where=say("run {id}", id=run_id)
+            )
         db = self.connect()
         with transaction(db):
             for table in ("steps", "evals", "events", "arms", "shares"):
@@ -344,7 +349,9 @@ class RunStore:
     def share_token(self, run_id: str, owner: str) -> str:
         """The run's read-only share token (made on first call). Only its owner may ask."""
         if self.run(run_id).owner != owner:
-            raise StoreError("this run belongs to someone else", where=f"run {run_id}")
+            raise StoreError(
+                say("this run belongs to someone else"), where=say("run {id}", id=run_id)
+            )
         return token_of(self.connect(), run_id)
 
     def shared_run(self, run_id: str, token: object) -> RunInfo | None:

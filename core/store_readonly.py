@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from core.store_schema import ensure_current, problem
+from core.words import say
 
 # `mode=ro` still needs the WAL's shared-memory file (it creates it when it is missing);
 # `immutable=1` needs nothing but promises SQLite that nobody writes the file meanwhile,
@@ -74,17 +75,18 @@ def copy_stored(path: Path, into: sqlite3.Connection) -> tuple[int, str | None]:
         ensure_current(into)
         return into.execute("SELECT COUNT(*) FROM runs").fetchone()[0], None
     except sqlite3.Error as e:
-        return 0, f"it cannot be read: {e}"
+        return 0, say("it cannot be read: {error}", error=str(e))
 
 
 def stored_note(count: int, why: str | None) -> str:
     """What the store's message adds about the runs stored before."""
     if why:
-        return f"; the runs stored before cannot be shown ({why})"
+        return say("; the runs stored before cannot be shown ({why})", why=why)
     if count == 1:
-        return "; the 1 run stored before is listed, and changes to it are not saved either"
+        return say("; the 1 run stored before is listed, and changes to it are not saved either")
     if count:
-        return (
-            f"; the {count} runs stored before are listed, and changes to them are not saved either"
+        return say(
+            "; the {n} runs stored before are listed, and changes to them are not saved either",
+            n=count,
         )
     return ""

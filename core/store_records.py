@@ -16,6 +16,7 @@ from core.config import TrainConfig
 from core.errors import ExplainedError
 from core.spec import NetSpec
 from core.telemetry import StepRecord
+from core.words import say
 
 MAX_RUNS_ENV = "RESNET_EXPLORER_MAX_RUNS_PER_USER"
 MAX_BYTES_ENV = "RESNET_EXPLORER_MAX_BYTES_PER_USER"
@@ -139,15 +140,20 @@ def quota_refusal(runs: int, used: int) -> StoreFullError | None:
     """The refusal for an owner with `runs` runs and `used` bytes stored, or None."""
     max_runs = env_limit(MAX_RUNS_ENV, DEFAULT_MAX_RUNS)
     max_bytes = env_limit(MAX_BYTES_ENV, DEFAULT_MAX_BYTES)
-    fix = "delete old runs on the Runs page, then start this one again"
+    fix = say("delete old runs on the Runs page, then start this one again")
     if runs >= max_runs:
         return StoreFullError(
-            f"you have {runs} stored runs, the most this server keeps for one person", fix=fix
+            say("you have {n} stored runs, the most this server keeps for one person", n=runs),
+            fix=fix,
         )
     if used >= max_bytes:
         return StoreFullError(
-            f"your stored runs take {used / 2**20:,.0f} MB, the most this server keeps "
-            f"for one person ({max_bytes / 2**20:,.0f} MB)",
+            say(
+                "your stored runs take {mb:,.0f} MB, the most this server keeps for one person "
+                "({limit:,.0f} MB)",
+                mb=used / 2**20,
+                limit=max_bytes / 2**20,
+            ),
             fix=fix,
         )
     return None
@@ -157,14 +163,15 @@ def explain(error: Exception, path: Path) -> str:
     """A reason a teacher can read: no write access, a full disk, a folder in the way."""
     text = str(error).lower()
     if path.is_dir():
-        return f"{path} is a folder, not a file; remove or rename that folder"
+        return say("{path} is a folder, not a file; remove or rename that folder", path=str(path))
     if "full" in text or getattr(error, "errno", None) == 28:
-        return "the disk is full; free some space"
-    if "readonly" in text or "read-only" in text or isinstance(error, PermissionError):
-        return f"the data folder {path.parent} cannot be written; make it writable"
-    if "unable to open" in text:
-        return f"the data folder {path.parent} cannot be written; make it writable"
-    return f"the run database cannot be written ({error})"
+        return say("the disk is full; free some space")
+    readonly = "readonly" in text or "read-only" in text or isinstance(error, PermissionError)
+    if readonly or "unable to open" in text:
+        return say(
+            "the data folder {path} cannot be written; make it writable", path=str(path.parent)
+        )
+    return say("the run database cannot be written ({error})", error=str(error))
 
 
 @functools.lru_cache(maxsize=512)

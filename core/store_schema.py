@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 
 from core.store_shares import SHARES_TABLE
+from core.words import say
 
 CURRENT = 2
 
@@ -156,15 +157,15 @@ def problem(db: sqlite3.Connection) -> str | None:
     """Why this file is not a store we can use, or None; reads only, changes nothing."""
     v, found = version(db), tables(db)
     if v == 0:
-        return "it is an SQLite database of another program" if found else None
+        return say("it is an SQLite database of another program") if found else None
     if v > CURRENT:
-        return f"it was written by a newer ResNet Explorer (store version {v})"
+        return say("it was written by a newer ResNet Explorer (store version {v})", v=v)
     if v == 1 and not {"runs", "steps"} <= set(found):
-        return "it claims store version 1 but lacks its tables"
+        return say("it claims store version 1 but lacks its tables")
     if v == CURRENT:
         for table, columns in EXPECTED.items():
             if not columns <= found.get(table, set()):
-                return f"its table {table!r} is not the store's"
+                return say("its table {table!r} is not the store's", table=table)
     return None
 
 

@@ -17,6 +17,7 @@ from app import diagram, figures, style
 from core.analysis import GradFlow, SweepPoint
 from core.presets import PRESETS
 from core.telemetry import EvalRecord, Event, RunLog, StepRecord
+from tests.app.test_i18n import reading as i18n_reading
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS_110 = ("stem", *(f"blocks.{i}" for i in range(54)), "head")  # ResNet-110: 56 rows
@@ -441,6 +442,12 @@ def test_format_count():
         "270k",
         "1.6M",
     ]
+    with i18n_reading("de"):
+        assert [diagram.format_count(n) for n in (9248, 16000, 1_600_000)] == [
+            "9,2\u00a0Tsd.",
+            "16\u00a0Tsd.",
+            "1,6\u00a0Mio.",
+        ]
 
 
 # --- 5. gradient flow at init ------------------------------------------------------------

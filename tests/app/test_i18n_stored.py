@@ -15,7 +15,8 @@ from core.plan import check_memory
 from core.presets import PRESETS
 from core.run_import import RunImportError, import_run
 from core.spec import ConvSpec, NetSpec, SpecError
-from core.store import RunStore
+from core.store import DB_NAME, RunStore
+from core.store_records import quota_refusal
 from core.training import describe_device
 from core.uploads import UploadError, read_zip
 from core.words import say
@@ -185,3 +186,55 @@ def test_run_import_refusals_read_in_german(german, tmp_path):
     assert i18n.tr(info.value).endswith(
         "; exportieren Sie den Lauf erneut und importieren Sie diesen Export"
     )
+
+
+# --- the run store: quota and a database that could not be used ---------------------------
+
+
+def test_the_quota_refusal_reads_in_german(german):
+    full = quota_refusal(10**9, 0)
+    assert str(full).startswith("you have 1000000000 stored runs, the most this server keeps")
+    assert i18n.tr(full) == (
+        "Sie haben 1000000000 gespeicherte Läufe, mehr behält dieser Server für eine Person "
+        "nicht; löschen Sie alte Läufe auf der Seite „Läufe“ und starten Sie diesen dann erneut"
+    )
+
+
+def test_a_database_moved_aside_is_announced_in_german(german, tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / DB_NAME).write_bytes(b"this is not SQLite at all, but long enough to look" * 4)
+    store = RunStore(root)
+    assert store.message.startswith("the run database could not be used (")
+    shown = i18n.tr(store.message)
+    assert shown.startswith("die Laufdatenbank war nicht nutzbar (sie ist keine SQLite-Datenbank (")
+    assert f"; sie wurde nach {DB_NAME}.broken-" in shown
+    assert i18n.tr(_stored(store.message)) == shown  # the same from the text alone
+
+
+# --- a network file that cannot be read -----------------------------------------------------
+
+
+def test_spec_file_refusals_read_in_german(german):
+    with pytest.raises(SpecError) as info:
+        NetSpec.from_json("{oops")
+    assert i18n.tr(info.value).startswith("die Datei: kein gültiges JSON (Zeile 1, Spalte 2: ")
+    with pytest.raises(SpecError) as info:
+        NetSpec.from_json('{"schema": 0}')
+    assert i18n.tr(info.value) == (
+        "das Netz: diese Datei hat das Schema 0, diese Version von ResNet Explorer liest aber "
+        "Schema 1; speichern Sie sie erneut auf der Seite „Bauen“"
+    )
+    doc = '{"schema": 1, "input_shape": "3x32x32", "num_classes": 10, "blocks": []}'
+    with pytest.raises(SpecError) as info:
+        NetSpec.from_json(doc)
+    assert str(info.value).startswith("the network: 'input_shape' must be a list of whole numbers")
+    assert i18n.tr(info.value).startswith(
+        "das Netz: 'input_shape' muss eine Liste ganzer Zahlen wie [3, 32, 32] sein, nicht "
+    )
+
+
+def test_a_repr_field_only_matches_quoted_text(german):
+    # "{c!r} has {k}" must not swallow a sentence that merely contains " has "
+    assert i18n.tr("this file has no quotes at all") == "this file has no quotes at all"
+    assert i18n.tr("'cat' has 2") == "'cat' hat 2"
