@@ -19,6 +19,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from core.errors import ExplainedError
+from core.words import say
 
 FORMAT = "resnet-explorer-checkpoint"
 VERSION = 1
@@ -162,22 +163,26 @@ def read_header(data: bytes, *, where: str, max_header: int = MAX_HEADER_BYTES) 
     the data without gaps or overlaps, and that the data ends where the file ends.
     """
     if len(data) < 8:
-        raise CheckpointError("is cut short: it has no safetensors header", where=where)
+        raise CheckpointError(say("is cut short: it has no safetensors header"), where=where)
     (n,) = struct.unpack("<Q", data[:8])
     if n > max_header:
         raise CheckpointError(
-            f"declares a header of {n:,} bytes; at most {max_header:,} are accepted",
+            say(
+                "declares a header of {n:,} bytes; at most {limit:,} are accepted",
+                n=n,
+                limit=max_header,
+            ),
             where=where,
-            fix="export the run again",
+            fix=say("export the run again"),
         )
     if 8 + n > len(data):
-        raise CheckpointError("is cut short inside its header", where=where)
+        raise CheckpointError(say("is cut short inside its header"), where=where)
     try:
         header = json.loads(data[8 : 8 + n])
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CheckpointError("has a header that is not valid JSON", where=where) from None
+        raise CheckpointError(say("has a header that is not valid JSON"), where=where) from None
     if not isinstance(header, dict):
-        raise CheckpointError("has a header that is not a JSON object", where=where)
+        raise CheckpointError(say("has a header that is not a JSON object"), where=where)
     _check_ranges(header, len(data) - 8 - n, where)
     return header
 
@@ -193,41 +198,48 @@ def _check_ranges(header: dict, size: int, where: str) -> None:
         ok = ok and isinstance(offsets, list) and len(offsets) == 2
         ok = ok and all(type(o) is int for o in offsets)
         if not ok:
-            raise CheckpointError(f"describes tensor {name!r} wrongly", where=where)
+            raise CheckpointError(say("describes tensor {name!r} wrongly", name=name), where=where)
         count = 1
         for d in shape:
             count *= d
         if offsets[1] - offsets[0] != count * DTYPE_BYTES[info["dtype"]]:
-            raise CheckpointError(f"gives tensor {name!r} the wrong number of bytes", where=where)
+            wrong = say("gives tensor {name!r} the wrong number of bytes", name=name)
+            raise CheckpointError(wrong, where=where)
         ranges.append(offsets)
     end = 0
     for begin, stop in sorted(ranges):
         if begin != end:
-            raise CheckpointError("has tensors that overlap or leave gaps", where=where)
+            raise CheckpointError(say("has tensors that overlap or leave gaps"), where=where)
         end = stop
     if end != size:
         raise CheckpointError(
-            f"holds {size:,} bytes of tensor data but its header describes {end:,}; "
-            "the file is cut short or has extra bytes",
+            say(
+                "holds {size:,} bytes of tensor data but its header describes {end:,}; "
+                "the file is cut short or has extra bytes",
+                size=size,
+                end=end,
+            ),
             where=where,
         )
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     """All tensors and the JSON header of a checkpoint file (checked, never unpickled)."""
-    where = f"the checkpoint {Path(path).name}"
+    where = say("the checkpoint {name}", name=Path(path).name)
     try:
         data = Path(path).read_bytes()
     except OSError as e:
-        raise CheckpointError(f"cannot be read ({e.strerror})", where=where) from None
+        raise CheckpointError(
+            say("cannot be read ({why})", why=str(e.strerror)), where=where
+        ) from None
     meta = read_header(data, where=where).get("__metadata__") or {}
     try:
         header = json.loads(meta["checkpoint"])
         tensors = st_load(data)
     except (KeyError, TypeError, json.JSONDecodeError, SafetensorError):
-        raise CheckpointError("is not a ResNet Explorer checkpoint", where=where) from None
+        raise CheckpointError(say("is not a ResNet Explorer checkpoint"), where=where) from None
     if header.get("format") != FORMAT or header.get("version") != VERSION:
-        raise CheckpointError("is not a ResNet Explorer checkpoint of version 1", where=where)
+        raise CheckpointError(say("is not a ResNet Explorer checkpoint of version 1"), where=where)
     return tensors, header
 
 
@@ -244,8 +256,8 @@ def load_checkpoint(
         model.load_state_dict(weights, strict=True)
     except RuntimeError as e:
         raise CheckpointError(
-            f"does not fit this network ({str(e).splitlines()[0]})",
-            where=f"the checkpoint {Path(path).name}",
+            say("does not fit this network ({why})", why=str(e).splitlines()[0]),
+            where=say("the checkpoint {name}", name=Path(path).name),
         ) from None
     if optimizer is not None and "optimizer" in header:
         optim = {k: v for k, v in tensors.items() if k.startswith("optim.")}

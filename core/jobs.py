@@ -310,7 +310,7 @@ class LocalJobManager(JobManager):
             why = self.scheduler.out_of_time(job.id)
         if why is not None and not run.ended:
             run.apply(Command("stop"))
-            run.message = f"{why} at step {run.step_count}"
+            run.message = say("{why} at step {step}", why=why, step=run.step_count)
             self._sync(job, run)
 
     def _sync(self, job: Job, run: Run) -> None:

@@ -24,8 +24,9 @@ from core.scheduling import (
     gpu_capacity,
     over_quota,
     positions,
-    quota_message,
+    quota_used,
 )
+from core.words import say
 
 
 class Scheduler:
@@ -117,7 +118,7 @@ class Scheduler:
         used = self.ledger.used(ticket.owner, self.clock())
         if used < self.policy.owner_seconds:
             return None
-        return quota_message(self.policy, used, 0.0).split(";")[0] + ", so this run stopped"
+        return say("{text}, so this run stopped", text=quota_used(self.policy, used))
 
     def _of(self, runs: Sequence[str]) -> list[Ticket]:
         return [self.tickets[r] for r in runs if r in self.tickets]

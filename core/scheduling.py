@@ -30,6 +30,7 @@ from core.limits import (
     MAX_PER_CLIENT,
     env_number,
 )
+from core.words import say
 
 GIB = 2**30
 
@@ -243,15 +244,23 @@ def check_steps(policy: Policy, steps: int | None) -> None:
         )
 
 
+def quota_used(policy: Policy, used: float) -> str:
+    """That an owner's training time for this hour is used up."""
+    return say(
+        "you have used your {minutes:g} minutes of training time for this hour ({used:.0f} min)",
+        minutes=policy.owner_seconds / 60,
+        used=used / 60,
+    )
+
+
 def quota_message(policy: Policy, used: float, wait: float) -> str:
     """Why an owner may not train now, and when they may again."""
-    minutes = f"{policy.owner_seconds / 60:g}"
-    text = (
-        f"you have used your {minutes} minutes of training time for this hour ({used / 60:.0f} min)"
-    )
+    text = quota_used(policy, used)
     if math.isinf(wait):
-        return text + "; stop a run that is training, or wait for it to end"
-    return text + f"; a new run can start in about {max(1, round(wait / 60))} min"
+        return say("{text}; stop a run that is training, or wait for it to end", text=text)
+    return say(
+        "{text}; a new run can start in about {n} min", text=text, n=max(1, round(wait / 60))
+    )
 
 
 def check_quota(policy: Policy, ledger: Ledger, owner: str, now: float) -> None:

@@ -14,6 +14,7 @@ from core.jobs_api import release_message
 from core.plan import check_memory
 from core.presets import PRESETS
 from core.run_import import RunImportError, import_run
+from core.scheduling import Policy, quota_message, quota_used
 from core.spec import ConvSpec, NetSpec, SpecError
 from core.store import DB_NAME, RunStore
 from core.store_records import quota_refusal
@@ -238,3 +239,19 @@ def test_a_repr_field_only_matches_quoted_text(german):
     # "{c!r} has {k}" must not swallow a sentence that merely contains " has "
     assert i18n.tr("this file has no quotes at all") == "this file has no quotes at all"
     assert i18n.tr("'cat' has 2") == "'cat' hat 2"
+
+
+def test_a_run_stopped_for_its_owners_time_reads_in_german(german):
+    policy = Policy(owner_seconds=1800)
+    why = say("{text}, so this run stopped", text=quota_used(policy, 1860))
+    stored = _stored(say("{why} at step {step}", why=why, step=120))
+    assert stored == (
+        "you have used your 30 minutes of training time for this hour (31 min), "
+        "so this run stopped at step 120"
+    )
+    assert i18n.tr(stored) == (
+        "Sie haben Ihre 30 Minuten Trainingszeit für diese Stunde aufgebraucht (31 min), "
+        "darum wurde dieser Lauf gestoppt bei Schritt 120"
+    )
+    refusal = quota_message(policy, 1860, 90)
+    assert i18n.tr(_stored(refusal)).endswith("; ein neuer Lauf kann in etwa 2 min starten")
