@@ -29,6 +29,7 @@ from core.training import (
     layer_names,
     pick_device,
 )
+from core.words import say
 
 QUEUED, RUNNING, PAUSED = "queued", "running", "paused"
 FINISHED, STOPPED, FAILED, DIVERGED, CANCELLED = (
@@ -221,7 +222,7 @@ class Run:
         except Interrupted:
             pass  # the interrupted arm takes its step again at the next call
         except DivergedError as e:  # the arm logged its own 'diverged' event
-            self._end(DIVERGED, str(e))
+            self._end(DIVERGED, e.args[0])  # say()'s text, translated where it is shown
         finally:
             self.seconds += time.perf_counter() - start
         if self._first_round == (0, 0.0) and self.step_count > 0:
@@ -321,13 +322,17 @@ def failure_message(error: Exception, step: int | None) -> str:
     for a user, else a plain sentence; the traceback goes to the server log."""
     if isinstance(error, ExplainedError):
         return str(error)
-    when = f"at step {step}" if step is not None else "before its first step"
+    when = say("at step {step}", step=step) if step is not None else say("before its first step")
     text = str(error)
     if isinstance(error, (torch.OutOfMemoryError, MemoryError)) or (
         "out of memory" in text or "can't allocate memory" in text
     ):
-        return f"the run ran out of memory {when}; use a smaller batch size or a smaller network"
-    return (
-        f"the run failed {when} because of an error in the server; the details are in the "
-        "server log"
+        return say(
+            "the run ran out of memory {when}; use a smaller batch size or a smaller network",
+            when=when,
+        )
+    return say(
+        "the run failed {when} because of an error in the server; the details are in the "
+        "server log",
+        when=when,
     )

@@ -42,9 +42,14 @@ class DivergedError(RuntimeError):
     def __init__(self, step: int, lr: float):
         self.step = step
         super().__init__(
-            f"the loss became NaN or infinite at step {step} (learning rate {lr:g}); the run "
-            f"was stopped there. Lower the learning rate (try {lr / 10:g}), add warm-up "
-            "steps, or turn BatchNorm on"
+            say(
+                "the loss became NaN or infinite at step {step} (learning rate {lr:g}); the run "
+                "was stopped there. Lower the learning rate (try {lower:g}), add warm-up "
+                "steps, or turn BatchNorm on",
+                step=step,
+                lr=lr,
+                lower=lr / 10,
+            )
         )
 
 

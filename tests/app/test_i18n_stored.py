@@ -13,12 +13,13 @@ from app import i18n, markers
 from core.jobs_api import release_message
 from core.plan import check_memory
 from core.presets import PRESETS
+from core.run import failure_message
 from core.run_import import RunImportError, import_run
 from core.scheduling import Policy, quota_message, quota_used
 from core.spec import ConvSpec, NetSpec, SpecError
 from core.store import DB_NAME, RunStore
 from core.store_records import quota_refusal
-from core.training import describe_device
+from core.training import DivergedError, describe_device
 from core.uploads import UploadError, read_zip
 from core.words import say
 from core.worker_slots import INTERRUPTED_AT, STOPPED_AT, exit_reason
@@ -255,3 +256,18 @@ def test_a_run_stopped_for_its_owners_time_reads_in_german(german):
     )
     refusal = quota_message(policy, 1860, 90)
     assert i18n.tr(_stored(refusal)).endswith("; ein neuer Lauf kann in etwa 2 min starten")
+
+
+def test_a_diverged_or_failed_run_reads_in_german(german):
+    diverged = DivergedError(40, 0.5)
+    assert i18n.tr(_stored(str(diverged))) == (
+        "der Loss wurde bei Schritt 40 NaN oder unendlich (Lernrate 0,5); der Lauf wurde dort "
+        "gestoppt. Senken Sie die Lernrate (versuchen Sie 0,05), fügen Sie Warm-up-Schritte "
+        "hinzu oder schalten Sie die Batch-Normalisierung ein"
+    )
+    oom = failure_message(MemoryError(), 7)
+    assert str(oom).startswith("the run ran out of memory at step 7; ")
+    assert i18n.tr(_stored(oom)) == (
+        "dem Lauf ging bei Schritt 7 der Speicher aus; nehmen Sie eine kleinere Batch-Größe "
+        "oder ein kleineres Netz"
+    )
