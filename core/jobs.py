@@ -22,10 +22,10 @@ from torch import nn
 from core.config import TrainConfig
 from core.data import TensorData
 from core.job_record import Job, job_info
-from core.jobs_api import JobError as JobError
-from core.jobs_api import JobInfo as JobInfo
-from core.jobs_api import JobManager as JobManager
 from core.jobs_api import (
+    NO_NETWORK,
+    NO_RUN,
+    STILL_ACTIVE,
     check_arms,
     check_command,
     free_gpu_bytes,
@@ -34,6 +34,9 @@ from core.jobs_api import (
     running_refusal,
     training_bytes,
 )
+from core.jobs_api import JobError as JobError
+from core.jobs_api import JobInfo as JobInfo
+from core.jobs_api import JobManager as JobManager
 from core.run import (  # statuses, Arm and Command: pages import them from here
     ACTIVE,
     CANCELLED,
@@ -179,7 +182,7 @@ class LocalJobManager(JobManager):
         with self._lock:
             job = self._get(job_id, owner)
             if job.status in ACTIVE:
-                raise JobError(f"{job.name} is still {job.status}; stop it before deleting it")
+                raise JobError(say(STILL_ACTIVE, name=job.name, status=job.status))
             del self._jobs[job_id]
 
     def copy_model(self, job_id: str, owner: str, arm: str) -> tuple[nn.Module, TensorData]:
@@ -189,7 +192,7 @@ class LocalJobManager(JobManager):
                 raise running_refusal(job.name, job.status)
             run = job.run
             if arm not in (run.trainers if run is not None else job.weights):
-                raise JobError(f"{job.name} has no trained network {arm!r}")
+                raise JobError(say(NO_NETWORK, name=job.name, arm=arm))
             if run is not None:
                 weights, device, data = run.weights(arm), run.torch_device, run.trainers[arm].data
             else:
@@ -216,7 +219,7 @@ class LocalJobManager(JobManager):
     def _get(self, job_id: str, owner: str) -> Job:
         job = self._jobs.get(job_id)
         if job is None or job.owner != owner:  # another owner's job does not exist for you
-            raise JobError(f"there is no run {job_id!r} in this session")
+            raise JobError(say(NO_RUN, id=job_id))
         return job
 
     def _released(self, job: Job) -> bool:

@@ -144,9 +144,17 @@ def check_command(name: str, status: str, command: Command, arms) -> None:
     if command.kind not in COMMANDS:
         raise JobError(f"there is no command {command.kind!r}; use one of {COMMANDS}")
     if command.arm is not None and command.arm not in arms:
-        raise JobError(f"{name} has no network named {command.arm!r}")
+        raise JobError(say("{name} has no network named {arm!r}", name=name, arm=command.arm))
     if command.at_step is not None and command.at_step < 0:
-        raise JobError(f"a command cannot wait for step {command.at_step}; use 0 or more")
+        raise JobError(
+            say("a command cannot wait for step {step}; use 0 or more", step=command.at_step)
+        )
+
+
+# Refusals the thread and process backends share.
+STILL_ACTIVE = N_("{name} is still {status}; stop it before deleting it")
+NO_NETWORK = N_("{name} has no trained network {arm!r}")
+NO_RUN = N_("there is no run {id!r} in this session")
 
 
 def release_message(seconds: float) -> str:

@@ -31,7 +31,9 @@ def copy_weights(store: RunStore, row: RunInfo, arm: str) -> nn.Module:
     try:
         found = _checkpoint(store, row, arm)
     except CheckpointError as e:
-        raise JobError(f"the weights of {row.name} cannot be read: {e}") from None
+        raise JobError(
+            say("the weights of {name} cannot be read: {why}", name=row.name, why=e)
+        ) from None
     if found is None:
         raise JobError(
             f"{row.name} has no saved weights yet; let it train a few more steps, or pause it"

@@ -40,6 +40,9 @@ from core.arm_init import save_inits
 from core.config import TrainConfig
 from core.data import DataRequest, TensorData, data_root
 from core.jobs_api import (
+    NO_NETWORK,
+    NO_RUN,
+    STILL_ACTIVE,
     JobError,
     JobInfo,
     JobManager,
@@ -212,7 +215,7 @@ class ProcessJobManager(SlotQueue, JobManager):
     def delete(self, job_id: str, owner: str) -> None:
         row = self._row(job_id, owner)
         if row.status in ACTIVE:
-            raise JobError(f"{row.name} is still {row.status}; stop it before deleting it")
+            raise JobError(say(STILL_ACTIVE, name=row.name, status=row.status))
         with self._lock:
             self.store.delete(job_id, owner)
             self._slots.pop(job_id, None)
@@ -225,7 +228,7 @@ class ProcessJobManager(SlotQueue, JobManager):
             raise running_refusal(row.name, row.status)
         names = {v: k for k, v in display(row).items()}
         if arm not in names:
-            raise JobError(f"{row.name} has no trained network {arm!r}")
+            raise JobError(say(NO_NETWORK, name=row.name, arm=arm))
         net = copy_weights(self.store, row, names[arm])
         slot = self._slots.get(job_id)
         return net, run_data(row, slot.data if slot is not None else None, "explain it")
@@ -288,7 +291,7 @@ class ProcessJobManager(SlotQueue, JobManager):
         except StoreError:
             row = None
         if row is None or row.owner != owner:  # another owner's run does not exist for you
-            raise JobError(f"there is no run {job_id!r} in this session")
+            raise JobError(say(NO_RUN, id=job_id))
         return row
 
     def _info(self, row: RunInfo) -> JobInfo:
