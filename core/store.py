@@ -33,6 +33,8 @@ from core.store_records import (
     StoreFullError,
     explain,
     info_from_row,
+    not_stored,
+    not_yours,
     quota_refusal,
     step_from_row,
     stored_spec,
@@ -266,11 +268,7 @@ class RunStore:
     def run(self, run_id: str) -> RunInfo:
         row = self.connect().execute(INFO_QUERY + " WHERE r.id = ?", (run_id,)).fetchone()
         if row is None:
-            raise StoreError(
-                say("this run is not stored (it may have been deleted)"),
-                where=say("run {id}", id=run_id),
-                fix=say("open the Runs page to see the runs there are"),
-            )
+            raise not_stored(run_id)
         return info_from_row(row)
 
     def specs(self, run_id: str) -> dict[str, tuple[NetSpec | None, NetSpec | None]]:
@@ -336,9 +334,7 @@ class RunStore:
     def delete(self, run_id: str, owner: str) -> None:
         """Delete a run, its rows and its files. Only its owner may."""
         if self.run(run_id).owner != owner:
-            raise StoreError(
-                say("this run belongs to someone else"), where=say("run {id}", id=run_id)
-            )
+            raise not_yours(run_id)
         db = self.connect()
         with transaction(db):
             for table in ("steps", "evals", "events", "arms", "shares"):
@@ -349,9 +345,7 @@ class RunStore:
     def share_token(self, run_id: str, owner: str) -> str:
         """The run's read-only share token (made on first call). Only its owner may ask."""
         if self.run(run_id).owner != owner:
-            raise StoreError(
-                say("this run belongs to someone else"), where=say("run {id}", id=run_id)
-            )
+            raise not_yours(run_id)
         return token_of(self.connect(), run_id)
 
     def shared_run(self, run_id: str, token: object) -> RunInfo | None:

@@ -136,6 +136,18 @@ def env_limit(name: str, default: int) -> int:
     return int(raw) if raw.strip().isdigit() and int(raw) > 0 else default
 
 
+def not_stored(run_id: str) -> StoreError:
+    return StoreError(
+        say("this run is not stored (it may have been deleted)"),
+        where=say("run {id}", id=run_id),
+        fix=say("open the Runs page to see the runs there are"),
+    )
+
+
+def not_yours(run_id: str) -> StoreError:
+    return StoreError(say("this run belongs to someone else"), where=say("run {id}", id=run_id))
+
+
 def quota_refusal(runs: int, used: int) -> StoreFullError | None:
     """The refusal for an owner with `runs` runs and `used` bytes stored, or None."""
     max_runs = env_limit(MAX_RUNS_ENV, DEFAULT_MAX_RUNS)
