@@ -17,6 +17,7 @@ import numpy as np
 from core import checks
 from core.config import TrainConfig
 from core.data import DataRequest, load
+from core.lesson_transfer import run_transfer, stage_plans
 from core.lessons import Claim, Lesson, LessonError
 from core.model import build, summary
 from core.presets import cifar_resnet, dense_residual
@@ -68,7 +69,7 @@ def _settings(lesson: Lesson, tiny: bool) -> dict[str, str]:
 
 def _num(s: dict, key: str, lo, hi, default, *, where: str, whole: bool = True):
     raw = s.get(key)
-    if raw is None:
+    if raw is None:  # not set: the default
         return default
     try:
         value = int(raw) if whole else float(raw)
@@ -172,12 +173,12 @@ def plan_lesson(lesson: Lesson, *, tiny: bool = False, device: str = "auto") -> 
                 o.get("train", "yes") == "yes",
             )
         )
-    return arms
+    # a transfer stage's three nets: trained by their own jobs, not with the arms
+    return arms + [ArmPlan(*p, train=False) for p in stage_plans(lesson.transfer, device)]
 
 
 def _widths(s: dict, where: str) -> list[str]:
-    parts = s.get("widths", "8,16,32").split(",")
-    if len(parts) != 3:
+    if len(parts := s.get("widths", "8,16,32").split(",")) != 3:
         raise LessonError("widths must be three numbers, like 8,16,32", where=where)
     return parts
 
@@ -210,13 +211,15 @@ def run_lesson(
     `should_stop` ends the run early (the claims are then checked on what ran).
     """
     start = time.perf_counter()
-    if lesson.kind == "shapes":
-        claims, details, logs = check_shapes(lesson), {}, {}
-    elif lesson.kind == "shortcut":
-        claims, details, logs = check_shortcut(lesson), {}, {}
+    if lesson.kind in ("shapes", "shortcut"):
+        check = check_shapes if lesson.kind == "shapes" else check_shortcut
+        claims, details, logs = check(lesson), {}, {}
     else:
         arms = plan_lesson(lesson, tiny=tiny, device=device)
         logs, details = _train(arms, on_step, should_stop)
+        if lesson.transfer is not None:  # then its two stages (lesson 9)
+            run_transfer(lesson.transfer, device=device, on_step=on_step,
+                         should_stop=should_stop, logs=logs)  # fmt: skip
         claims = check_claims(lesson.claims, arms, logs)
     return LessonResult(lesson.key, time.perf_counter() - start, tuple(claims), logs, details)
 
@@ -363,9 +366,9 @@ def check_shortcut(lesson: Lesson) -> list[ClaimResult]:
         blocks[i] = dataclasses.replace(blocks[i], shortcut=kind, skip=True)
         return dataclasses.replace(spec, blocks=tuple(blocks))
 
+    refusal = ""
     try:
         variant("identity").validate()
-        refusal = ""
     except ValueError as e:
         refusal = str(e)
     pad, proj = variant("zero_pad").validate().params, variant("projection").validate().params

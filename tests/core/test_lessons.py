@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.lesson_runs import check_claims, metric, plan_lesson, run_lesson
+from core.lesson_transfer import LABELS as TRANSFER_LABELS
 from core.lessons import LESSON_DIR, Claim, LessonError, load_lessons, parse_lesson, read_lesson
 
 LESSONS = load_lessons()
@@ -42,7 +43,9 @@ def test_every_train_lesson_plans_at_both_sizes():
             continue
         for tiny in (False, True):
             arms = plan_lesson(lesson, tiny=tiny, device="cpu")
-            assert [a.label for a in arms] == [a.label for a in lesson.arms]
+            stage = list(TRANSFER_LABELS) if lesson.transfer is not None else []
+            assert [a.label for a in arms] == [a.label for a in lesson.arms] + stage
+            assert all(not a.train for a in arms[len(lesson.arms) :])  # their own jobs
             for arm in arms:
                 arm.spec.validate()
                 arm.config.validate()
