@@ -90,7 +90,7 @@ def test_claims_may_name_the_transfer_arms_only_when_there_is_a_stage():
         parse_lesson(without, "09-generalise", 9)
 
 
-def test_the_race_starts_from_the_source_body_and_a_shared_new_head():
+def test_the_race_starts_from_every_source_weight_and_the_scratch_net_from_the_seed():
     stage = parse_transfer(LINE, "x.md")
     (source_plan, moved_plan, fresh_plan) = stage_plans(stage, "cpu")
     assert [source_plan[0], moved_plan[0], fresh_plan[0]] == [SOURCE, TRANSFERRED, SCRATCH]
@@ -98,9 +98,11 @@ def test_the_race_starts_from_the_source_body_and_a_shared_new_head():
     target = load(stage.target_request())
     moved, fresh = race_arms(stage, source, target)
     assert (moved.name, fresh.name) == (TRANSFERRED, SCRATCH) and fresh.init is None
+    # five classes to five: the head is kept too; its outputs now mean 5 to 9
+    assert moved.init.state.keys() == source.state_dict().keys()
+    for key, value in source.state_dict().items():
+        assert torch.equal(moved.init.state[key], value), key
     seeded = build(fresh.spec, seed=stage.seed).state_dict()
-    for key, value in moved.init.state.items():
-        expect = seeded[key] if key.startswith("head.fc.") else source.state_dict()[key]
-        assert torch.equal(value, expect), key
+    assert not torch.equal(seeded["head.fc.weight"], source.state_dict()["head.fc.weight"])
     assert moved.init.frozen == ()  # finetune: every layer trains
     assert moved.spec.num_classes == 5 == moved_plan[1].num_classes
