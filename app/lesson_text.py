@@ -16,6 +16,7 @@ METRICS = {
     "train_loss": N_("training loss (mean of the last tenth of the steps)"),
     "train_acc": N_("training accuracy (mean of the last tenth of the steps)"),
     "val_acc": N_("validation accuracy"),
+    "val_acc_mean": N_("mean validation accuracy over the run"),
     "gap": N_("gap between training and validation accuracy"),
     "grad_ratio": N_("gradient of the first layer over the last block's"),
     "grad_ratio_init": N_("gradient of the first layer over the last block's, at the start"),

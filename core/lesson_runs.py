@@ -68,8 +68,7 @@ def _settings(lesson: Lesson, tiny: bool) -> dict[str, str]:
 
 
 def _num(s: dict, key: str, lo, hi, default, *, where: str, whole: bool = True):
-    raw = s.get(key)
-    if raw is None:  # not set: the default
+    if (raw := s.get(key)) is None:
         return default
     try:
         value = int(raw) if whole else float(raw)
@@ -178,9 +177,9 @@ def plan_lesson(lesson: Lesson, *, tiny: bool = False, device: str = "auto") -> 
 
 
 def _widths(s: dict, where: str) -> list[str]:
-    if len(parts := s.get("widths", "8,16,32").split(",")) != 3:
-        raise LessonError("widths must be three numbers, like 8,16,32", where=where)
-    return parts
+    if len(parts := s.get("widths", "8,16,32").split(",")) == 3:
+        return parts
+    raise LessonError("widths must be three numbers, like 8,16,32", where=where)
 
 
 def job_groups(arms: list[ArmPlan]) -> list[tuple[TrainConfig, DataRequest, list[ArmPlan]]]:
@@ -218,8 +217,10 @@ def run_lesson(
         arms = plan_lesson(lesson, tiny=tiny, device=device)
         logs, details = _train(arms, on_step, should_stop)
         if lesson.transfer is not None:  # then its two stages (lesson 9)
+            mark = time.perf_counter()
             run_transfer(lesson.transfer, device=device, on_step=on_step,
                          should_stop=should_stop, logs=logs)  # fmt: skip
+            details["transfer_seconds"] = time.perf_counter() - mark
         claims = check_claims(lesson.claims, arms, logs)
     return LessonResult(lesson.key, time.perf_counter() - start, tuple(claims), logs, details)
 
@@ -263,6 +264,8 @@ def metric(name: str, arm: ArmPlan, log: Snapshot | None) -> float:
     tail = max(1, len(log.steps) // 10)
     if name in ("train_loss", "train_acc"):
         return float(np.mean(log.column("loss" if name == "train_loss" else "accuracy")[-tail:]))
+    if name == "val_acc_mean":  # the area under the validation curve
+        return float(np.mean([e.accuracy for e in log.evals])) if log.evals else math.nan
     if name in ("val_acc", "gap"):
         val = log.evals[-1].accuracy if log.evals else math.nan
         return val if name == "val_acc" else metric("train_acc", arm, log) - val

@@ -60,6 +60,7 @@ METRICS = (  # what a claim can compare; core.lesson_runs computes each
     "train_loss",  # mean training loss of the last 10% of steps
     "train_acc",  # mean training accuracy of the last 10% of steps
     "val_acc",  # the last validation accuracy
+    "val_acc_mean",  # the mean of every validation accuracy of the run: how fast it learns
     "gap",  # train_acc - val_acc
     "grad_ratio",  # first layer's gradient norm over the last block's, geometric mean
     "grad_ratio_init",  # the same at the first step

@@ -203,3 +203,16 @@ def test_job_groups_share_one_config_and_dataset_each():
     assert [[a.label for a in g] for _, _, g in groups] == [["nobn"], ["bn"], ["adam"]]
     groups = job_groups(plan_lesson(by_key["10-costs"]))  # only the small-data net trains
     assert [(d.subset, [a.label for a in g]) for _, d, g in groups] == [(100, ["small"])]
+
+
+def test_the_transfer_stage_runs_after_the_arms_and_its_mean_accuracy_is_the_claims():
+    result = _tiny_run("09-generalise")
+    assert set(TRANSFER_LABELS) <= set(result.logs)
+    assert result.details["transfer_seconds"] > 0
+    arms = {a.label: a for a in plan_lesson(LESSONS[8], tiny=True, device="cpu")}
+    for label in ("transferred", "scratch"):
+        log = result.logs[label]
+        expect = sum(e.accuracy for e in log.evals) / len(log.evals)
+        assert metric("val_acc_mean", arms[label], log) == pytest.approx(expect)
+    (claim,) = (c for c in result.claims if "transferred" in c.text)
+    assert claim.text == "val_acc_mean transferred > scratch" and claim.held
