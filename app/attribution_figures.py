@@ -39,6 +39,7 @@ UNSIGNED_SCALE = [
 ]
 # The sanity check's lines: Okabe-Ito, the control in grey.
 METHOD_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+_XY = "<br>x %{x}, y %{y}<extra></extra>"  # an image's hover, after its name
 MARKERS = ("circle", "circle-open")  # all pixels, non-black pixels only
 CELL_PX = 210  # height of one row of the grid
 
@@ -132,7 +133,7 @@ def attribution_grid(
     """
     x, maps = _checked(images, results_by_net)
     nets = list(maps)
-    n, _, h, w = x.shape
+    n, _c, h, w = x.shape
     indices = np.arange(n) if indices is None else as_array(indices).reshape(-1)
     labels = None if labels is None else as_array(labels).reshape(-1)
     low, high, signed = colour_range(list(maps.values()), per_image=per_image)
@@ -147,8 +148,8 @@ def attribution_grid(
     backdrops = []
     for i in range(n):
         rgb = _rgb(x[i])
-        hover = f"image {indices[i]}<br>x %{{x}}, y %{{y}}<extra></extra>"
-        fig.add_trace(go.Image(z=rgb, name=f"image {indices[i]}", hovertemplate=hover), i + 1, 1)
+        shown = _("image {index}").format(index=indices[i])
+        fig.add_trace(go.Image(z=rgb, name=shown, hovertemplate=shown + _XY), i + 1, 1)
         uri = _backdrop(rgb)
         for j, net in enumerate(nets):
             heat = _heatmap(maps[net][i], low[i], high[i], signed, net, indices[i])
@@ -190,8 +191,10 @@ def _heatmap(z: np.ndarray, low: float, high: float, signed: bool, net: str, ind
         zauto=False,
         colorscale=SIGNED_SCALE if signed else UNSIGNED_SCALE,
         colorbar=_colorbar(signed),
-        name=f"{net} · image {index}",
-        hovertemplate=f"{net}, image {index}<br>x %{{x}}, y %{{y}}: %{{z:.3g}}<extra></extra>",
+        name=f"{net} · " + _("image {index}").format(index=index),
+        hovertemplate=f"{net}, "
+        + _("image {index}").format(index=index)
+        + "<br>x %{x}, y %{y}: %{z:.3g}<extra></extra>",
     )
 
 

@@ -9,7 +9,7 @@ from itertools import pairwise
 import plotly.graph_objects as go
 
 from app.choices import label
-from app.i18n import _
+from app.i18n import _, number, tr
 from app.style import FONT_SIZE, GREY, TICK_SIZE, style
 from core.plan import Layer, Plan, describe_skip
 from core.spec import PROJECTION, ZERO_PAD, format_shape
@@ -44,13 +44,18 @@ def _hover(layer: Layer) -> str:
     rows = [
         f"<b>{layer.name}</b> ({label(layer.kind)})",
         f"{format_shape(layer.in_shape)} → {format_shape(layer.out_shape)}",
-        f"{layer.params:,} parameters · {layer.macs:,} multiply-adds per image",
+        _("{params} parameters · {macs} multiply-adds per image").format(
+            params=number(layer.params), macs=number(layer.macs)
+        ),
     ]
     if layer.activation or layer.batch_norm:
-        act = label(layer.activation) if layer.activation else "none"
-        rows.append(f"activation {act} · BatchNorm {'on' if layer.batch_norm else 'off'}")
+        act = label(layer.activation) if layer.activation else _("none")
+        if layer.batch_norm:
+            rows.append(_("activation {act} · BatchNorm on").format(act=act))
+        else:
+            rows.append(_("activation {act} · BatchNorm off").format(act=act))
     if layer.residual:
-        rows.append(f"skip: {describe_skip(layer)}")
+        rows.append(_("skip: {how}").format(how=tr(describe_skip(layer))))
     return "<br>".join(rows)
 
 

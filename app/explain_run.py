@@ -12,7 +12,7 @@ import streamlit as st
 from torch import nn
 
 from app import state
-from app.i18n import _
+from app.i18n import _, fill, tr
 from core.attribution import Cancelled, freeze
 from core.data import TensorData
 from core.errors import ExplainedError
@@ -55,8 +55,9 @@ def choose_run(runs: list[JobInfo]) -> JobInfo | None:
         return None
     if info.status == PAUSED:
         st.caption(
-            _("Paused at step {step:,}: the maps show the weights as they are now.").format(
-                step=info.step
+            fill(
+                "Paused at step {step:,}: the maps show the weights as they are now.",
+                step=info.step,
             )
         )
     elif info.status == DIVERGED:
@@ -125,7 +126,9 @@ def compute(what: str, key: str, work: Callable):
     except Cancelled as e:
         st.warning(_("{e}; nothing was kept.").format(e=e))
     except (ExplainedError, JobError) as e:  # the message says what to change
-        st.error(_("Could not compute {what}: {e}").format(what=what, e=e), icon=":material/error:")
+        st.error(
+            _("Could not compute {what}: {e}").format(what=what, e=tr(e)), icon=":material/error:"
+        )
     except Exception as e:  # torch (out of memory, ...): say so, keep the server going
         log.exception("computing %s failed", what)
         st.error(

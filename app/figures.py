@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import plotly.graph_objects as go
 
+from app.i18n import N_, _, number
 from app.markers import add_events, add_floor_marks, collect_events, floor_of
 from app.style import (
     BANDS,
@@ -24,8 +25,9 @@ from app.style import (
     Z_MIN,
     arm_colours,
     band_colorscale,
+    band_levels,
     family_of_name,
-    log_norms,
+    new_figure,
     positive,
     shades,
     style,
@@ -46,8 +48,8 @@ def figure_bytes(fig: go.Figure) -> int:
 # --- 1. training curves ------------------------------------------------------------------
 
 _METRICS = {  # metric -> (title, y-axis title, scale, hover format)
-    "loss": ("Loss", "loss (cross-entropy, nats)", 1.0, ".4f"),
-    "accuracy": ("Accuracy", "accuracy (%)", 100.0, ".1f"),
+    "loss": (N_("Loss"), N_("loss (cross-entropy, nats)"), 1.0, ".4f"),
+    "accuracy": (N_("Accuracy"), N_("accuracy (%)"), 100.0, ".1f"),
 }
 
 
@@ -71,16 +73,17 @@ def curves_figure(
     if metric not in _METRICS:
         raise ValueError(f"metric must be 'loss' or 'accuracy', got {metric!r}")
     title, y_title, scale, fmt = _METRICS[metric]
+    title, y_title = _(title), _(y_title)
     if not any(s.steps or s.evals for s in snapshots.values()):
         return waiting(title)
-    fig = go.Figure()
+    fig = new_figure()
     for arm, (colour, family) in arm_colours(snapshots).items():
         snap = snapshots[arm]
         _add_curve(fig, arm, snap.downsample(max_points), metric, scale, fmt, colour)
         _add_validation(fig, arm, snap, metric, scale, fmt, colour, family, max_points)
     add_events(fig, collect_events(snapshots), len(snapshots))
-    fig.update_xaxes(title_text="step (optimizer steps)", rangemode="tozero")
-    fig.update_yaxes(title_text=y_title + (" (log scale)" if log_y else ""))
+    fig.update_xaxes(title_text=_("step (optimizer steps)"), rangemode="tozero")
+    fig.update_yaxes(title_text=y_title + (_(" (log scale)") if log_y else ""))
     if log_y:
         fig.update_yaxes(type="log")
     fig.update_layout(hovermode="x unified", legend={"groupclick": "toggleitem"})
@@ -92,10 +95,10 @@ def _add_curve(fig, arm, snap: Snapshot, metric, scale, fmt, colour) -> None:
         return
     fig.add_trace(
         go.Scatter(
-            x=snap.column("step"),
-            y=snap.column(metric) * scale,
+            x=snap.column("step").astype(np.int32),  # whole numbers: shorter to send
+            y=(snap.column(metric) * scale).astype(np.float32),
             mode="lines",
-            name=f"{arm} · train",
+            name=_("{arm} · train").format(arm=arm),
             legendgroup=arm,
             line={"color": colour, "width": 3},
             hovertemplate=f"%{{y:{fmt}}}",
@@ -112,7 +115,7 @@ def _add_validation(fig, arm, snap, metric, scale, fmt, colour, family, max_poin
             x=[e.step for e in evals],
             y=[getattr(e, metric) * scale for e in evals],
             mode="lines+markers",
-            name=f"{arm} · validation",
+            name=_("{arm} · validation").format(arm=arm),
             legendgroup=arm,
             line={"color": colour, "width": 2, "dash": "dash"},
             marker={"color": colour, "size": 10, "symbol": SYMBOLS[family]},
@@ -127,7 +130,7 @@ def _add_validation(fig, arm, snap, metric, scale, fmt, colour, family, max_poin
 def _record_at(snapshot: Snapshot, step: int | None) -> StepRecord:
     """The latest record, or the last one logged at or before `step` (else the first)."""
     if step is None:
-        return snapshot.steps[-1]
+        return snapshot.last
     before = [r for r in snapshot.steps if r.step <= step]
     return before[-1] if before else snapshot.steps[0]
 
@@ -145,14 +148,14 @@ def grad_depth_figure(
         snapshots: arm name -> snapshot.
         step: the logged step to show (the last one at or before it); None: the latest.
     """
-    title = "Gradient norm per layer"
+    title = _("Gradient norm per layer")
     live = {arm: s for arm, s in snapshots.items() if s.steps}
     if not live:
         return waiting(title)
     relative = len({s.layers for s in live.values()}) > 1
     records = {arm: _record_at(snap, step) for arm, snap in live.items()}
     floor = floor_of(*(r.grad_norms for r in records.values()))
-    fig = go.Figure()
+    fig = new_figure()
     for arm, (colour, family) in arm_colours(live).items():
         snap, record = live[arm], records[arm]
         n = len(snap.layers)
@@ -166,8 +169,8 @@ def grad_depth_figure(
                 line={"color": colour, "width": 3},
                 marker={"color": colour, "size": 9, "symbol": SYMBOLS[family]},
                 hovertext=list(snap.layers),
-                hovertemplate=f"{arm}, step {record.step:,}<br>%{{hovertext}}: %{{y:.2e}}"
-                "<extra></extra>",
+                hovertemplate=_("{arm}, step {step}").format(arm=arm, step=number(record.step))
+                + "<br>%{hovertext}: %{y:.2e}<extra></extra>",
             )
         )
         add_floor_marks(
@@ -175,18 +178,26 @@ def grad_depth_figure(
         )
     shown_steps = {r.step for r in records.values()}
     if relative:
-        fig.update_xaxes(title_text="relative depth (0 = input side, 1 = output side)")
+        fig.update_xaxes(title_text=_("relative depth (0 = input side, 1 = output side)"))
     else:
         layers = next(iter(live.values())).layers
         fig.update_xaxes(
-            title_text="layer (input → output)",
+            title_text=_("layer (input → output)"),
             type="category",
             categoryorder="array",
             categoryarray=list(layers),
         )
-    fig.update_yaxes(title_text="gradient L2 norm (log scale)", type="log", exponentformat="power")
-    when = f"step {shown_steps.pop():,}" if len(shown_steps) == 1 else "the chosen step"
-    return style(fig, f"{title} at {when}", height=height)
+    fig.update_yaxes(
+        title_text=_("gradient L2 norm (log scale)"), type="log", exponentformat="power"
+    )
+    return style(fig, _title_at(title, shown_steps), height=height)
+
+
+def _title_at(title: str, steps: set[int]) -> str:
+    """'Gradient norm per layer at step 1,200', or 'at the chosen step' when arms differ."""
+    if len(steps) == 1:
+        return _("{title} at step {step}").format(title=title, step=number(next(iter(steps))))
+    return _("{title} at the chosen step").format(title=title)
 
 
 # --- 3. gradient heatmap over depth and time ---------------------------------------------
@@ -200,35 +211,36 @@ def grad_heatmap(snapshot: Snapshot, *, max_points: int = 200) -> go.Figure:
         snapshot: one arm's log.
         max_points: columns at most (each the mean of consecutive steps).
     """
-    title = "Gradient norm by layer and step"
+    title = _("Gradient norm by layer and step")
     if not snapshot.steps or not snapshot.layers:
         return waiting(title)
     snap = snapshot.downsample(max_points)
     norms = snap.matrix("grad_norms").T  # (layers, steps)
-    fig = go.Figure(
+    z, per = band_levels(norms)
+    fig = new_figure(
         go.Heatmap(
-            z=log_norms(norms).astype(np.float32),
+            z=z,
             x=snap.column("step"),
             y=list(snap.layers),
             customdata=norms.astype(np.float32),
-            zmin=Z_MIN,
-            zmax=Z_MAX,
+            zmin=Z_MIN * per,
+            zmax=Z_MAX * per,
             zauto=False,
             colorscale=band_colorscale(),
             colorbar={
-                "title": {"text": "gradient<br>L2 norm", "font": {"size": TICK_SIZE}},
-                "tickvals": [(lo + hi) / 2 for _, lo, hi, _ in BANDS],
-                "ticktext": [name for name, *_ in BANDS],
+                "title": {"text": _("gradient<br>L2 norm"), "font": {"size": TICK_SIZE}},
+                "tickvals": [(lo + hi) / 2 * per for _n, lo, hi, _c in BANDS],
+                "ticktext": [_(name) for name, *__ in BANDS],
                 "tickfont": {"size": TICK_SIZE},
             },
-            hovertemplate="%{y}, step %{x:,}<br>norm %{customdata:.2e}<extra></extra>",
-            name="gradient norm",
+            hovertemplate=_("%{y}, step %{x:,}<br>norm %{customdata:.2e}") + "<extra></extra>",
+            name=_("gradient norm"),
         )
     )
     add_events(fig, collect_events({"run": snapshot}), 1)
-    fig.update_xaxes(title_text="step (optimizer steps)")
+    fig.update_xaxes(title_text=_("step (optimizer steps)"))
     fig.update_yaxes(
-        title_text="layer (input at the bottom)",
+        title_text=_("layer (input at the bottom)"),
         type="category",
         categoryorder="array",
         categoryarray=list(snap.layers),
@@ -244,9 +256,9 @@ def grad_flow_figure(flows: list[GradFlow]) -> go.Figure:
     """Per-layer gradient norm at initialisation against relative depth (0 = input side,
     1 = output side), so nets of different depth share the axis. Plain nets in oranges,
     residual nets in blues, deeper nets darker."""
-    title = "Gradient flow at initialisation"
+    title = _("Gradient flow at initialisation")
     if not flows:
-        return waiting(title, "Run the experiment to see the gradient flow")
+        return waiting(title, _("Run the experiment to see the gradient flow"))
     colours = _flow_colours(flows)
     floor = floor_of(*(f.norms for f in flows))
     fig = go.Figure()
@@ -274,9 +286,11 @@ def grad_flow_figure(flows: list[GradFlow]) -> go.Figure:
             floor=floor,
         )
     fig.update_xaxes(
-        title_text="relative depth (0 = input side, 1 = output side)", range=[-0.02, 1.02]
+        title_text=_("relative depth (0 = input side, 1 = output side)"), range=[-0.02, 1.02]
     )
-    fig.update_yaxes(title_text="gradient L2 norm (log scale)", type="log", exponentformat="power")
+    fig.update_yaxes(
+        title_text=_("gradient L2 norm (log scale)"), type="log", exponentformat="power"
+    )
     return style(fig, title)
 
 
@@ -298,16 +312,16 @@ def _flow_colours(flows: list[GradFlow]) -> list[tuple[str, str]]:
 
 def variant_name(point: SweepPoint) -> str:
     """'residual · BN · relu', 'plain · no BN · sigmoid'."""
-    kind = RESIDUAL if point.residual else PLAIN
-    return f"{kind} · {'BN' if point.batch_norm else 'no BN'} · {point.activation}"
+    kind = _("residual") if point.residual else _("plain")
+    return f"{kind} · {_('BN') if point.batch_norm else _('no BN')} · {point.activation}"
 
 
 def sweep_figure(points: list[SweepPoint]) -> go.Figure:
     """First-layer over last-block gradient norm at init against depth, one line per
     (residual, batch norm, activation) variant. Far below 1: the early layers starve."""
-    title = "Does the gradient reach the first layer?"
+    title = _("Does the gradient reach the first layer?")
     if not points:
-        return waiting(title, "Run the sweep to see how depth changes the gradient")
+        return waiting(title, _("Run the sweep to see how depth changes the gradient"))
     variants: dict[tuple[bool, bool, str], list[SweepPoint]] = {}
     for p in points:
         variants.setdefault((p.residual, p.batch_norm, p.activation), []).append(p)
@@ -325,14 +339,15 @@ def sweep_figure(points: list[SweepPoint]) -> go.Figure:
                     name=variant_name(group[0]),
                     line={"color": colour, "width": 3, "dash": _dash(key[2], activations)},
                     marker={"color": colour, "size": 11, "symbol": SYMBOLS[family]},
-                    hovertemplate="depth %{x}: ratio %{y:.2e}<extra>%{fullData.name}</extra>",
+                    hovertemplate=_("depth %{x}: ratio %{y:.2e}")
+                    + "<extra>%{fullData.name}</extra>",
                 )
             )
-    fig.add_hline(y=1, line={"color": GREY, "width": 1.5, "dash": "dot"}, name="ratio 1")
+    fig.add_hline(y=1, line={"color": GREY, "width": 1.5, "dash": "dot"}, name=_("ratio 1"))
     depths = sorted({p.depth for p in points})
-    fig.update_xaxes(title_text="depth (weight layers)", tickvals=depths)
+    fig.update_xaxes(title_text=_("depth (weight layers)"), tickvals=depths)
     fig.update_yaxes(
-        title_text="first / last gradient norm (log scale)", type="log", exponentformat="power"
+        title_text=_("first / last gradient norm (log scale)"), type="log", exponentformat="power"
     )
     return style(fig, title)
 

@@ -12,8 +12,12 @@ from __future__ import annotations
 import contextvars
 import functools
 import gettext
+import string
 from collections.abc import Callable
 from pathlib import Path
+
+from core.errors import ExplainedError
+from core.words import Said
 
 LOCALES = Path(__file__).resolve().parent / "locales"
 DOMAIN = "messages"
@@ -73,9 +77,70 @@ def _(text: str) -> str:
     return translations(current_language()).gettext(text)
 
 
+translate = _  # for modules whose loops use `_` as a throwaway name
+
+
 def N_(text: str) -> str:
     """Marks `text` for the catalogue; translate it later with `_(value)`."""
     return text
+
+
+# How each language writes 19218.5: the thousands separator, then the decimal mark.
+SEPARATORS = {"en": ",.", "de": ".,"}
+
+
+def _localise(text: str, lang: str) -> str:
+    """`text` as Python formatted it (1,234.5) with `lang`'s separators (1.234,5)."""
+    thousands, decimal = SEPARATORS[lang]
+    return text.translate(str.maketrans({",": thousands, ".": decimal}))
+
+
+def number(x: float, digits: int = 0, *, percent: bool = False) -> str:
+    """`x` with thousands grouped and `digits` decimals, as the reader's language writes
+    it: 19,218 and 0.5 in English, 19.218 and 0,5 in German; `percent`: x=0.123 -> 12.3%
+    (German: 12,3 %)."""
+    lang = current_language()
+    if percent:
+        shown = _localise(f"{x * 100:,.{digits}f}", lang)
+        return f"{shown}\u00a0%" if lang == "de" else f"{shown}%"
+    return _localise(f"{x:,.{digits}f}", lang)
+
+
+def plotly_separators() -> str:
+    """Plotly's `layout.separators` for the reader's language (decimal mark first)."""
+    thousands, decimal = SEPARATORS[current_language()]
+    return decimal + thousands
+
+
+class _Formatter(string.Formatter):
+    """str.format whose numbers take the reader's separators ({n:,} -> 19.218 in German)."""
+
+    def format_field(self, value, format_spec: str) -> str:
+        text = super().format_field(value, format_spec)
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        return _localise(text, current_language()) if numeric else text
+
+
+def fill(template: str, **values) -> str:
+    """`_(template)` with `values` filled in, numbers written as the reader's language
+    writes them."""
+    return _Formatter().format(_(template), **values)
+
+
+def tr(value) -> str:
+    """A text from core in the reader's language: a `say()` template (core/words.py) is
+    looked up and filled with its values (themselves translated), an `ExplainedError` is
+    put together from its translated place, problem and fix, a plain text is looked up
+    as it is (itself when the catalogue lacks it)."""
+    if isinstance(value, ExplainedError):
+        text = f"{tr(value.where)}: {tr(value.problem)}" if value.where else tr(value.problem)
+        return f"{text}; {tr(value.fix)}" if value.fix else text
+    if isinstance(value, BaseException):
+        return tr(value.args[0]) if value.args and isinstance(value.args[0], str) else str(value)
+    if isinstance(value, Said):
+        values = {k: tr(v) if isinstance(v, str) else v for k, v in value.values.items()}
+        return fill(value.template, **values)
+    return _(value) if isinstance(value, str) and value else str(value)
 
 
 # The lesson page's own words, marked here until the page marks them where it uses them.

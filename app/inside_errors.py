@@ -16,6 +16,7 @@ from app import inside_run as run
 from app import inside_tables as tables
 from app import state
 from app.explain_run import compute
+from app.i18n import _, number
 from core.confusion import confusion
 from core.inside import scaled_progress
 from core.jobs import JobInfo
@@ -24,10 +25,10 @@ GALLERY = 12  # wrong images shown per net
 
 
 def errors_tab(mgr, owner: str, info: JobInfo, arms: list[str]) -> None:
-    st.caption("Which classes each net confuses, on the validation images.")
-    if st.button("Count the errors", type="primary", icon=":material/grid_on:", key="in_err_go"):
+    st.caption(_("Which classes each net confuses, on the validation images."))
+    if st.button(_("Count the errors"), type="primary", icon=":material/grid_on:", key="in_err_go"):
         found = compute(
-            "the errors per class",
+            _("the errors per class"),
             "in_errors",
             lambda progress: _errors(mgr, owner, info, arms, progress),
         )
@@ -53,12 +54,18 @@ def _errors(mgr, owner, info, arms, progress):
 
 def show_errors(confs, thumbs, seconds: float, *, job: str) -> None:
     st.caption(
-        f"{next(iter(confs.values())).images:,} validation images · computed in {seconds:.1f} s"
+        _("{images} validation images · computed in {seconds} s").format(
+            images=number(next(iter(confs.values())).images), seconds=number(seconds, 1)
+        )
     )
-    shares = st.toggle("Shares of each true class", key="in_err_norm")
+    shares = st.toggle(_("Shares of each true class"), key="in_err_norm")
     cols = st.columns(len(confs))
     for col, (name, conf) in zip(cols, confs.items(), strict=True):
-        col.metric(name, f"{conf.accuracy:.1%}", help="accuracy on these validation images")
+        col.metric(
+            name,
+            number(conf.accuracy, 1, percent=True),
+            help=_("accuracy on these validation images"),
+        )
         run.chart(
             fig.confusion_figure(conf, normalised=shares),
             f"in_err_cm_{name}",
@@ -66,7 +73,7 @@ def show_errors(confs, thumbs, seconds: float, *, job: str) -> None:
             col=col,
         )
     st.download_button(
-        "Confusion matrices (CSV)",
+        _("Confusion matrices (CSV)"),
         tables.confusion_csv(confs),
         file_name=f"{run.filename(job, 'confusion')}.csv",
         mime="text/csv",
@@ -82,11 +89,11 @@ def show_errors(confs, thumbs, seconds: float, *, job: str) -> None:
 
 
 def _gallery(confs, thumbs, job: str) -> None:
-    st.markdown("**Most confidently wrong**")
+    st.markdown("**" + _("Most confidently wrong") + "**")
     for name, conf in confs.items():
         images = thumbs.get(name)
         if images is None:
-            st.caption(f"{name} gets every one of these images right.")
+            st.caption(_("{name} gets every one of these images right.").format(name=name))
             continue
         captions = [
             f"#{m.index}: {conf.classes[m.true]} → {conf.classes[m.predicted]} ({m.confidence:.0%})"
@@ -95,14 +102,14 @@ def _gallery(confs, thumbs, job: str) -> None:
         st.caption(name)
         st.image(list(images), caption=captions, width=96)
     st.download_button(
-        "Wrong images (CSV)",
+        _("Wrong images (CSV)"),
         tables.mistakes_csv(confs),
         file_name=f"{run.filename(job, 'mistakes')}.csv",
         mime="text/csv",
         key="in_err_mis_csv",
     )
     if st.button(  # the callback sets the Explain page's choices before any widget is drawn
-        "Explain them on the Explain page",
+        _("Explain them on the Explain page"),
         icon=":material/visibility:",
         key="in_err_explain",
         on_click=state.explain_misclassified,
@@ -111,4 +118,6 @@ def _gallery(confs, thumbs, job: str) -> None:
         try:
             st.switch_page("views/explain.py")
         except StreamlitAPIException:  # this page runs on its own (a test): no navigation
-            st.info("Open the Explain page: it shows these images, most confidently wrong first.")
+            st.info(
+                _("Open the Explain page: it shows these images, most confidently wrong first.")
+            )

@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from app.i18n import fill, translate
 from app.style import DASHES, FONT_SIZE, GREY, family_of_name, shades, style
 
 if TYPE_CHECKING:  # only their fields are read
@@ -46,7 +47,7 @@ def lesion_figure(studies: Mapping[str, LesionStudy]) -> go.Figure:
     accuracy with every block in place as a dotted line. One 0-100 % axis."""
     fig, c = go.Figure(), colours(studies)
     for name, s in studies.items():
-        x = [f"block {r.block}" for r in s.removable]
+        x = [translate("block {block}").format(block=r.block) for r in s.removable]
         fig.add_bar(
             x=x,
             y=[a * 100 for a in s.single],
@@ -56,9 +57,9 @@ def lesion_figure(studies: Mapping[str, LesionStudy]) -> go.Figure:
         )
         fig.add_hline(y=s.baseline * 100, line={"color": c[name], "dash": "dot", "width": 2})
     fig.update_layout(barmode="group")
-    fig.update_yaxes(title="validation accuracy (%)", range=[0, 100])
-    fig.update_xaxes(title="block deleted (its shortcut kept)")
-    return style(fig, "Accuracy after deleting one block")
+    fig.update_yaxes(title=translate("validation accuracy (%)"), range=[0, 100])
+    fig.update_xaxes(title=translate("block deleted (its shortcut kept)"))
+    return style(fig, translate("Accuracy after deleting one block"))
 
 
 def k_curve_figure(studies: Mapping[str, LesionStudy]) -> go.Figure:
@@ -80,17 +81,15 @@ def k_curve_figure(studies: Mapping[str, LesionStudy]) -> go.Figure:
         fig.add_scatter(
             x=k, y=mean, mode="lines+markers", name=name, line={"color": c[name], "width": 3}
         )
-    fig.update_yaxes(title="validation accuracy (%)", range=[0, 100])
-    fig.update_xaxes(title="blocks deleted at random (k)", dtick=1)
-    return style(fig, "Deleting k blocks: smooth decline or collapse")
+    fig.update_yaxes(title=translate("validation accuracy (%)"), range=[0, 100])
+    fig.update_xaxes(title=translate("blocks deleted at random (k)"), dtick=1)
+    return style(fig, translate("Deleting k blocks: smooth decline or collapse"))
 
 
 # --- loss landscape ----------------------------------------------------------------------
 
 
-def slice_1d_figure(
-    slices: Mapping[str, Slice1D], *, title: str = "Loss along a random direction", x: str = ""
-) -> go.Figure:
+def slice_1d_figure(slices: Mapping[str, Slice1D], *, title: str = "", x: str = "") -> go.Figure:
     """Training loss along one direction (or the interpolation line), a line per net."""
     fig, c = go.Figure(), colours(slices)
     for k, (name, s) in enumerate(slices.items()):
@@ -101,9 +100,9 @@ def slice_1d_figure(
             name=name,
             line={"color": c[name], "width": 3, "dash": DASHES[k % len(DASHES)]},
         )
-    fig.update_yaxes(title="training loss (cross-entropy)")
-    fig.update_xaxes(title=x or "step along the direction (in filter norms)")
-    return style(fig, title)
+    fig.update_yaxes(title=translate("training loss (cross-entropy)"))
+    fig.update_xaxes(title=x or translate("step along the direction (in filter norms)"))
+    return style(fig, title or translate("Loss along a random direction"))
 
 
 def loss_range(slices: Mapping[str, Slice2D]) -> tuple[float, float]:
@@ -134,7 +133,7 @@ def contour_figure(slices: Mapping[str, Slice2D]) -> go.Figure:
             colorscale=LANDSCAPE_SCALE,
             contours={"start": low, "end": high, "size": (high - low) / 12},
             showscale=k == len(names) - 1,
-            colorbar={"title": {"text": "loss"}},
+            colorbar={"title": {"text": translate("loss")}},
             name=name,
             row=1,
             col=k + 1,
@@ -144,14 +143,14 @@ def contour_figure(slices: Mapping[str, Slice2D]) -> go.Figure:
             y=[0],
             mode="markers",
             marker={"symbol": "x", "size": 14, "color": "white"},
-            name="trained weights",
+            name=translate("trained weights"),
             showlegend=k == 0,
             row=1,
             col=k + 1,
         )
-    fig.update_xaxes(title="direction 1")
-    fig.update_yaxes(title="direction 2")
-    return style(fig, "Loss landscape (contours)", height=620)
+    fig.update_xaxes(title=translate("direction 1"))
+    fig.update_yaxes(title=translate("direction 2"))
+    return style(fig, translate("Loss landscape (contours)"), height=620)
 
 
 def surface_figure(slices: Mapping[str, Slice2D]) -> go.Figure:
@@ -179,12 +178,12 @@ def surface_figure(slices: Mapping[str, Slice2D]) -> go.Figure:
             col=k + 1,
         )
     scene = {
-        "xaxis": {"title": {"text": "dir. 1"}},
-        "yaxis": {"title": {"text": "dir. 2"}},
-        "zaxis": {"title": {"text": "loss"}, "range": [low, high]},
+        "xaxis": {"title": {"text": translate("dir. 1")}},
+        "yaxis": {"title": {"text": translate("dir. 2")}},
+        "zaxis": {"title": {"text": translate("loss")}, "range": [low, high]},
     }
     fig.update_layout(**{f"scene{'' if k == 0 else k + 1}": scene for k in range(len(names))})
-    return style(fig, "Loss landscape (surface)", height=620)
+    return style(fig, translate("Loss landscape (surface)"), height=620)
 
 
 # --- errors per class --------------------------------------------------------------------
@@ -205,13 +204,16 @@ def confusion_figure(conf: Confusion, *, normalised: bool = False) -> go.Figure:
             colorscale=COUNT_SCALE,
             zmin=0,
             zmax=1 if normalised else max(1.0, float(z.max())),
-            hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>",
+            hovertemplate=translate("true %{y}, predicted %{x}: %{text}") + "<extra></extra>",
         )
     )
-    fig.update_yaxes(title="true class", autorange="reversed", type="category")
-    fig.update_xaxes(title="predicted class", type="category")
-    kind = "share of each true class" if normalised else "images"
-    return style(fig, f"{conf.name}: confusion ({kind})", height=560)
+    fig.update_yaxes(title=translate("true class"), autorange="reversed", type="category")
+    fig.update_xaxes(title=translate("predicted class"), type="category")
+    if normalised:
+        title = translate("{name}: confusion (share of each true class)").format(name=conf.name)
+    else:
+        title = translate("{name}: confusion (images)").format(name=conf.name)
+    return style(fig, title, height=560)
 
 
 def per_class_figure(confs: Mapping[str, Confusion]) -> go.Figure:
@@ -221,9 +223,9 @@ def per_class_figure(confs: Mapping[str, Confusion]) -> go.Figure:
         acc = [None if a is None else a * 100 for a in conf.per_class]
         fig.add_bar(x=list(conf.classes), y=acc, name=name, marker_color=c[name])
     fig.update_layout(barmode="group")
-    fig.update_yaxes(title="accuracy on the class (%)", range=[0, 100])
-    fig.update_xaxes(title="class", type="category")
-    return style(fig, "Accuracy per class")
+    fig.update_yaxes(title=translate("accuracy on the class (%)"), range=[0, 100])
+    fig.update_xaxes(title=translate("class"), type="category")
+    return style(fig, translate("Accuracy per class"))
 
 
 # --- overfitting -------------------------------------------------------------------------
@@ -242,9 +244,9 @@ def gap_figure(
             _curves(fig, arm, snap, c[arm], col, first=col == 1)
             if g is not None:
                 _gap_mark(fig, g, col)
-    fig.update_yaxes(title="accuracy (%)", range=[0, 100], col=1)
-    fig.update_xaxes(title="step")
-    return style(fig, "Training vs validation accuracy: the gap", height=600)
+    fig.update_yaxes(title=translate("accuracy (%)"), range=[0, 100], col=1)
+    fig.update_xaxes(title=translate("step"))
+    return style(fig, translate("Training vs validation accuracy: the gap"), height=600)
 
 
 def _curves(fig, arm: str, snap: Snapshot, colour: str, col: int, *, first: bool) -> None:
@@ -252,7 +254,7 @@ def _curves(fig, arm: str, snap: Snapshot, colour: str, col: int, *, first: bool
         x=snap.column("step"),
         y=snap.column("accuracy") * 100,
         mode="lines",
-        name=f"{arm}: training",
+        name=translate("{arm}: training").format(arm=arm),
         line={"color": colour, "width": 1},
         opacity=0.6,
         showlegend=first,
@@ -264,7 +266,7 @@ def _curves(fig, arm: str, snap: Snapshot, colour: str, col: int, *, first: bool
         x=[e.step for e in snap.evals],
         y=[e.accuracy * 100 for e in snap.evals],
         mode="lines+markers",
-        name=f"{arm}: validation",
+        name=translate("{arm}: validation").format(arm=arm),
         line={"color": colour, "width": 4},
         showlegend=first,
         legendgroup=f"{arm}v",
@@ -281,14 +283,14 @@ def _gap_mark(fig, g: Gap, col: int) -> None:
         line={"color": GREY, "width": 8},
         opacity=0.5,
         showlegend=False,
-        hovertemplate=f"gap {g.gap * 100:.1f} points<extra></extra>",
+        hovertemplate=fill("gap {gap:.1f} points", gap=g.gap * 100) + "<extra></extra>",
         row=1,
         col=col,
     )
     fig.add_annotation(
         x=g.step,
         y=(g.val + g.train) * 50,
-        text=f"gap {g.gap * 100:+.1f} points",
+        text=fill("gap {gap:+.1f} points", gap=g.gap * 100),
         showarrow=False,
         xanchor="right",
         font={"size": FONT_SIZE - 4, "color": GREY},

@@ -14,6 +14,7 @@ from app import inside_figures as fig
 from app import inside_run as run
 from app import inside_tables as tables
 from app.explain_run import compute
+from app.i18n import N_, _, number
 from core.inside import scaled_progress
 from core.jobs import JobInfo
 from core.landscape import LandscapeSettings, compare, interpolation
@@ -23,9 +24,14 @@ from core.model import summary
 CAPS = INSIDE_LIMITS  # the settings' defaults and caps, with their reasons
 CPU_BUDGET = CAPS.landscape_cpu_macs  # multiply-adds of one landscape at the CPU defaults
 KINDS = {
-    "2d": "2D contour and surface",
-    "1d": "1D slice",
-    "line": "Interpolation: initial → final weights",
+    "2d": N_("2D contour and surface"),
+    "1d": N_("1D slice"),
+    "line": N_("Interpolation: initial → final weights"),
+}
+WHAT = {  # what the progress bar says it computes
+    "2d": N_("the 2D contour and surface"),
+    "1d": N_("the 1D slice"),
+    "line": N_("the interpolation from the initial to the final weights"),
 }
 
 
@@ -43,15 +49,19 @@ def defaults(specs) -> tuple[int, int]:
 
 def landscape_tab(mgr, owner: str, info: JobInfo, arms: list[str]) -> None:
     st.caption(
-        "The training loss around the trained weights, along random directions scaled "
-        "filter by filter to the weights (Li et al. 2018), on a fixed subset of training "
-        "images. Residual nets tend to sit in wider, smoother valleys."
+        _(
+            "The training loss around the trained weights, along random directions scaled "
+            "filter by filter to the weights (Li et al. 2018), on a fixed subset of training "
+            "images. Residual nets tend to sit in wider, smoother valleys."
+        )
     )
-    kind = st.radio("Show", list(KINDS), format_func=KINDS.get, horizontal=True, key="in_ls_kind")
+    kind = st.radio(
+        _("Show"), list(KINDS), format_func=lambda k: _(KINDS[k]), horizontal=True, key="in_ls_kind"
+    )
     settings = _settings(info, arms, kind)
-    if st.button("Compute", type="primary", icon=":material/landscape:", key=f"in_ls_go_{kind}"):
+    if st.button(_("Compute"), type="primary", icon=":material/landscape:", key=f"in_ls_go_{kind}"):
         found = compute(
-            f"the {KINDS[kind].lower()}",
+            _(WHAT[kind]),
             "in_landscape",
             lambda progress: _landscape(mgr, owner, info, arms, kind, settings(), progress),
         )
@@ -68,25 +78,27 @@ def _settings(info: JobInfo, arms: list[str], kind: str):
     grid0, images0 = defaults([info.specs[a] for a in arms if a in info.specs])
     c = st.columns(4)
     grid = c[0].number_input(
-        "Grid (points per axis)", 3, CAPS.max_landscape_grid, grid0, key=f"in_ls_grid_{info.id}"
+        _("Grid (points per axis)"), 3, CAPS.max_landscape_grid, grid0, key=f"in_ls_grid_{info.id}"
     )
     span = c[1].number_input(
-        "Range ±", 0.1, CAPS.max_landscape_span, 1.0, step=0.25, key="in_ls_span"
+        _("Range ±"), 0.1, CAPS.max_landscape_span, 1.0, step=0.25, key="in_ls_span"
     )
     images = c[2].number_input(
-        "Training images",
+        _("Training images"),
         16,
         CAPS.max_landscape_images,
         images0,
         step=32,
         key=f"in_ls_images_{info.id}",
     )
-    seed = c[3].number_input("Seed", 0, 2**31 - 1, 0, key="in_ls_seed")
+    seed = c[3].number_input(_("Seed"), 0, 2**31 - 1, 0, key="in_ls_seed")
     low, high = (0.0, 1.0) if kind == "line" else (-span, span)
     if kind == "line":
         st.caption(
-            "α = 0 is the run's initial weights (rebuilt from its seed), α = 1 the trained "
-            "ones; the range is 0 to 1."
+            _(
+                "α = 0 is the run's initial weights (rebuilt from its seed), α = 1 the trained "
+                "ones; the range is 0 to 1."
+            )
         )
     return lambda: LandscapeSettings(
         grid=int(grid), low=float(low), high=float(high), images=int(images), seed=int(seed)
@@ -110,8 +122,12 @@ def _landscape(mgr, owner, info, arms, kind, settings, progress):
 def show_landscape(kind: str, slices, settings, seconds: float, *, job: str) -> None:
     n = next(iter(slices.values())).images
     st.caption(
-        f"{settings.grid} points per axis · {n:,} training images · seed {settings.seed} · "
-        f"computed in {seconds:.1f} s"
+        _(
+            "{grid} points per axis · {images} training images · seed {seed} · "
+            "computed in {seconds} s"
+        ).format(
+            grid=settings.grid, images=number(n), seed=settings.seed, seconds=number(seconds, 1)
+        )
     )
     name = run.filename(job, "landscape", kind)
     if kind == "2d":
@@ -127,7 +143,7 @@ def show_landscape(kind: str, slices, settings, seconds: float, *, job: str) -> 
     else:
         figure = fig.slice_1d_figure(
             slices,
-            title="Loss from the initial to the trained weights",
-            x="α (0: initial, 1: trained)",
+            title=_("Loss from the initial to the trained weights"),
+            x=_("α (0: initial, 1: trained)"),
         )
         run.chart(figure, "in_ls_line", name, tables.slice_1d_csv(slices))

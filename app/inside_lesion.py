@@ -12,6 +12,7 @@ from app import inside_figures as fig
 from app import inside_run as run
 from app import inside_tables as tables
 from app.explain_run import compute
+from app.i18n import _, number, tr
 from core.inside import scaled_progress
 from core.jobs import JobInfo
 from core.lesion import (
@@ -26,24 +27,26 @@ from core.lesion import (
 
 def lesion_tab(mgr, owner: str, info: JobInfo, arms: list[str]) -> None:
     st.caption(
-        "Delete a block at test time and measure validation accuracy. A residual block "
-        "keeps its shortcut, so the signal still flows; a plain block can only be deleted "
-        "where its input and output have one shape. Veit et al. (2016) found residual nets "
-        "degrade smoothly and plain nets collapse."
+        _(
+            "Delete a block at test time and measure validation accuracy. A residual block "
+            "keeps its shortcut, so the signal still flows; a plain block can only be deleted "
+            "where its input and output have one shape. Veit et al. (2016) found residual "
+            "nets degrade smoothly and plain nets collapse."
+        )
     )
     c = st.columns(3)
     images = c[0].number_input(
-        "Validation images", 10, MAX_IMAGES, DEFAULT_IMAGES, step=100, key="in_lesion_images"
+        _("Validation images"), 10, MAX_IMAGES, DEFAULT_IMAGES, step=100, key="in_lesion_images"
     )
     draws = c[1].number_input(
-        "Random draws per k", 0, MAX_DRAWS, DEFAULT_DRAWS, key="in_lesion_draws"
+        _("Random draws per k"), 0, MAX_DRAWS, DEFAULT_DRAWS, key="in_lesion_draws"
     )
-    seed = c[2].number_input("Seed", 0, 2**31 - 1, 0, key="in_lesion_seed")
+    seed = c[2].number_input(_("Seed"), 0, 2**31 - 1, 0, key="in_lesion_seed")
     if st.button(
-        "Run the lesion study", type="primary", icon=":material/content_cut:", key="in_lesion_go"
+        _("Run the lesion study"), type="primary", icon=":material/content_cut:", key="in_lesion_go"
     ):
         found = compute(
-            "the lesion study",
+            _("the lesion study"),
             "in_lesion",
             lambda progress: _study(
                 mgr, owner, info, arms, int(images), int(draws), int(seed), progress
@@ -68,7 +71,9 @@ def _study(mgr, owner, info, arms, images, draws, seed, progress):
 
 def show_lesion(studies, seconds: float, *, job: str) -> None:
     st.caption(
-        f"{next(iter(studies.values())).images:,} validation images · computed in {seconds:.1f} s"
+        _("{images} validation images · computed in {seconds} s").format(
+            images=number(next(iter(studies.values())).images), seconds=number(seconds, 1)
+        )
     )
     a, b = st.columns(2)
     run.chart(
@@ -90,7 +95,14 @@ def show_lesion(studies, seconds: float, *, job: str) -> None:
         plain = [r.block for r in s.removable if r.how == IDENTITY]
         lines = []
         if plain:
-            lines.append(f"deleted as the identity (same shape in and out): blocks {plain}")
-        lines += [f"block {k.block} kept: {k.reason}" for k in s.kept]
+            lines.append(
+                _("deleted as the identity (same shape in and out): blocks {blocks}").format(
+                    blocks=plain
+                )
+            )
+        lines += [
+            _("block {block} kept: {reason}").format(block=k.block, reason=tr(k.reason))
+            for k in s.kept
+        ]
         if lines:
             st.markdown(f"**{name}**\n" + "\n".join(f"- {line}" for line in lines))

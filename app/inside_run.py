@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from app import services, state
+from app.i18n import _
 from core.arm_init import load_init
 from core.data import TensorData
 from core.inside import InsideError, net_device
@@ -91,7 +92,7 @@ def chart(fig: go.Figure, key: str, name: str, csv: str | None = None, col=None)
     )
     if csv is not None:
         where.download_button(
-            "Data (CSV)",
+            _("Data (CSV)"),
             csv,
             file_name=f"{name}.csv",
             mime="text/csv",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import live, services, state
-from app.choices import DATASET_TITLES, SIZES
+from app.choices import DATASET_NAMES, SIZES, dataset_title, short_title
 from app.i18n import N_, _
 from core import limits
 from core.data import DataRequest
@@ -34,10 +34,8 @@ def transfer_tab(mgr, owner: str, info: JobInfo) -> None:
     )
     c = st.columns(2)
     arm = c[0].selectbox(_("Start from the network"), list(info.arms), key=f"in_tr_arm_{info.id}")
-    names = [n for n in DATASET_TITLES if n != "upload" or state.upload_digest()]
-    name = c[1].selectbox(
-        _("New data"), names, format_func=lambda n: _(DATASET_TITLES[n]), key="in_tr_data"
-    )
+    names = [n for n in DATASET_NAMES if n != "upload" or state.upload_digest()]
+    name = c[1].selectbox(_("New data"), names, format_func=dataset_title, key="in_tr_data")
     c = st.columns(3)
     size = c[0].selectbox(_("Image side (px)"), SIZES[name], key=f"in_tr_size_{name}")
     modes = list(MODE_LABELS)
@@ -81,7 +79,7 @@ def _start(mgr, owner, info: JobInfo, arm: str, request, mode: str, steps: int) 
     except ValueError as e:  # a refusal written for the user (TransferError, JobError, ...)
         st.error(_("Could not start the transfer: {e}").format(e=e), icon=":material/error:")
         return
-    title = DATASET_TITLES[request.name].split(" (")[0]
+    title = short_title(request.name)
     name = f"{PREFIX}{info.name} / {arm} → {title} ({mode})"
     started = services.submit(owner, name, arms, request, config)
     if started.error:

@@ -12,6 +12,9 @@ import time
 import streamlit as st
 
 from app import figures, services, state
+from app.choices import status_word
+from app.i18n import _, fill, number, tr
+from app.live_figures import HEAT_POINTS, MAX_POINTS, NAMES, LiveFigures
 from app.markup import plain
 from core.experiments import training_seconds
 from core.jobs import ACTIVE, PAUSED, QUEUED, RUNNING, Command, JobError, JobInfo
@@ -21,9 +24,7 @@ from core.jobs import ACTIVE, PAUSED, QUEUED, RUNNING, Command, JobError, JobInf
 # run's share; bench/app_vs_bench.py). Multi-net runs are polled less often.
 REFRESH_S = 1.0  # the status line of a one-net run (progress, ETA, pace); x arms
 CHART_REFRESH_S = 5.0  # the charts of a one-net run; x arms
-MAX_POINTS = 300
 MOVING = (QUEUED, RUNNING)  # what can change without a click on this page
-CHART_HEIGHT = 440  # loss and gradient charts under the controls fit a 1280x720 screen
 RESUME_WAIT_S = 3.0  # a resumed run leaves "paused" within its worker's 0.2 s poll
 
 
@@ -34,9 +35,13 @@ def refresh_every(info: JobInfo) -> float | None:
 
 def _eta(seconds: float | None) -> str:
     if seconds is None:
-        return "estimating…"
+        return _("estimating…")
     seconds = int(seconds)
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+    if seconds >= 60:
+        return _("{minutes} min {seconds:02d} s").format(
+            minutes=seconds // 60, seconds=seconds % 60
+        )
+    return _("{seconds} s").format(seconds=seconds)
 
 
 def pace(info: JobInfo, seconds: float) -> str:
@@ -45,9 +50,11 @@ def pace(info: JobInfo, seconds: float) -> str:
     if info.step == 0 or seconds <= 0:
         return ""
     if info.status == RUNNING:
-        return f" · {seconds / info.step:.2g} s a step here"
-    took = _eta(seconds) if seconds >= 60 else f"{seconds:.1f} s"
-    return f" · {took} of training ({seconds / info.step:.2g} s a step)"
+        return fill(" · {per_step:.2g} s a step here", per_step=seconds / info.step)
+    took = _eta(seconds) if seconds >= 60 else fill("{seconds:.1f} s", seconds=seconds)
+    return fill(
+        " · {took} of training ({per_step:.2g} s a step)", took=took, per_step=seconds / info.step
+    )
 
 
 def status_line(info: JobInfo, seconds: float = 0.0) -> None:
@@ -60,24 +67,40 @@ def status_line(info: JobInfo, seconds: float = 0.0) -> None:
     name = plain(info.name)
     if info.status == QUEUED:
         st.info(
-            f"{name} is waiting: number {info.queue_position} in the queue. It starts by "
-            "itself when the runs ahead of it finish.",
+            _(
+                "{name} is waiting: number {position} in the queue. It starts by "
+                "itself when the runs ahead of it finish."
+            ).format(name=name, position=info.queue_position),
             icon=":material/hourglass_top:",
         )
         return
-    label = f"{name}: {info.status} · step {info.step:,} of {info.total_steps:,}"
+    label = _("{name}: {status} · step {step} of {total}").format(
+        name=name,
+        status=status_word(info.status),
+        step=number(info.step),
+        total=number(info.total_steps),
+    )
     if info.status == RUNNING:
-        label += f" · ETA {_eta(info.eta_seconds)} · {info.images_per_s:,.0f} images/s"
+        label += _(" · ETA {eta} · {speed} images/s").format(
+            eta=_eta(info.eta_seconds), speed=number(info.images_per_s)
+        )
     label += pace(info, seconds)
     if info.device:
-        label += f" · on {info.device}"
+        label += _(" · on {device}").format(device=info.device)
     st.progress(min(info.progress, 1.0), text=label)
     if info.status in ("failed", "diverged"):
-        st.error(f"The run ended early: {info.message}", icon=":material/error:")
+        st.error(
+            _("The run ended early: {message}").format(message=tr(info.message)),
+            icon=":material/error:",
+        )
     elif info.status == "stopped":
-        st.warning(f"Stopped at step {info.step:,}. Everything recorded so far is kept.")
+        st.warning(
+            _("Stopped at step {step}. Everything recorded so far is kept.").format(
+                step=number(info.step)
+            )
+        )
     elif info.status == "finished":
-        st.success("Finished. Open it again any time from the Runs page.")
+        st.success(_("Finished. Open it again any time from the Runs page."))
 
 
 def _wait_resumed(job_id: str, owner: str) -> None:
@@ -94,39 +117,42 @@ def controls(info: JobInfo, owner: str, cols) -> None:
     mgr = services.job_manager()
     try:
         if info.status == PAUSED:
-            if cols[0].button("Resume", icon=":material/play_arrow:", key=f"resume_{info.id}"):
+            if cols[0].button(_("Resume"), icon=":material/play_arrow:", key=f"resume_{info.id}"):
                 mgr.send(info.id, owner, Command("resume"))
                 _wait_resumed(info.id, owner)
                 st.rerun(scope="app")  # polling starts again
         elif info.status in ACTIVE and cols[0].button(
-            "Pause", icon=":material/pause:", key=f"pause_{info.id}", disabled=info.status == QUEUED
+            _("Pause"),
+            icon=":material/pause:",
+            key=f"pause_{info.id}",
+            disabled=info.status == QUEUED,
         ):
             mgr.send(info.id, owner, Command("pause"))
         if info.status in ACTIVE and cols[1].button(
-            "Stop", icon=":material/stop:", key=f"stop_{info.id}"
+            _("Stop"), icon=":material/stop:", key=f"stop_{info.id}"
         ):
             mgr.cancel(info.id, owner)
     except JobError as e:  # the run ended between the poll and the click
-        st.warning(str(e))
+        st.warning(tr(e))
 
 
 def learning_rate(info: JobInfo, owner: str, cols) -> None:
     """A new learning rate for every arm from the next step on, in the two columns `cols`."""
     lr = cols[0].number_input(
-        "New learning rate",
+        _("New learning rate"),
         value=None,
         min_value=1e-6,
         max_value=10.0,
         format="%g",
-        placeholder=f"new lr (now {info.config.lr:g})",
+        placeholder=fill("new lr (now {lr:g})", lr=info.config.lr),
         label_visibility="collapsed",
         key=f"lr_{info.id}",
     )
-    if cols[1].button("Apply", key=f"lr_apply_{info.id}", disabled=lr is None):
+    if cols[1].button(_("Apply"), key=f"lr_apply_{info.id}", disabled=lr is None):
         try:
             services.job_manager().send(info.id, owner, Command("lr", value=float(lr)))
         except JobError as e:
-            st.warning(str(e))
+            st.warning(tr(e))
 
 
 def _send_skip(job: str, owner: str, arm: str, block: int, key: str) -> None:
@@ -134,7 +160,7 @@ def _send_skip(job: str, owner: str, arm: str, block: int, key: str) -> None:
         command = Command("skip", block=block, on=state.toggled(key), arm=arm)
         services.job_manager().send(job, owner, command)
     except JobError as e:
-        state.set_live_error(str(e))
+        state.set_live_error(tr(e))
 
 
 def skip_switches(info: JobInfo, owner: str, *, per_row: int = 5) -> None:
@@ -151,12 +177,14 @@ def skip_switches(info: JobInfo, owner: str, *, per_row: int = 5) -> None:
         for first in range(0, len(blocks), per_row):  # the arm's name, then its toggles
             cols = st.columns([2] + [1] * per_row, vertical_alignment="center")
             if first == 0:
-                cols[0].caption(f"Skips of {plain(arm)} (live, from the next step):")
+                cols[0].caption(
+                    _("Skips of {arm} (live, from the next step):").format(arm=plain(arm))
+                )
             row = blocks[first : first + per_row]
             for col, (block, on) in zip(cols[1 : 1 + len(row)], row, strict=True):
                 key = state.skip_key(info.id, arm, block, on)
                 col.toggle(
-                    f"block {block}",
+                    _("block {block}").format(block=block),
                     value=on,
                     key=key,
                     on_change=_send_skip,
@@ -168,45 +196,38 @@ def skip_switches(info: JobInfo, owner: str, *, per_row: int = 5) -> None:
         st.warning(error)
 
 
-def _figures(info: JobInfo, snapshots: dict, key: str, log_y: bool, heat_arm: str) -> list:
-    """The panel's four figures, rebuilt only when a log has a new record (its version)
-    or the reader changed the scale or the heatmap's arm; else the ones drawn last time."""
-    versions = tuple((arm, snap.version) for arm, snap in snapshots.items())
-    mark = (info.id, info.status, versions, log_y, heat_arm)
-    drawn = state.drawn_charts(key)
-    if drawn is not None and drawn[0] == mark:
-        return drawn[1]
-    h = CHART_HEIGHT
-    built = [
-        figures.curves_figure(snapshots, "loss", log_y=log_y, max_points=MAX_POINTS, height=h),
-        figures.grad_depth_figure(snapshots, height=h),
-        figures.curves_figure(snapshots, "accuracy", max_points=MAX_POINTS, height=h),
-        figures.grad_heatmap(snapshots[heat_arm], max_points=200),
-    ]
-    state.set_drawn_charts(key, mark, built)
-    return built
+def _live_figures(key: str) -> LiveFigures:
+    """The panel's figure cache, one per panel and browser session."""
+    cache = state.drawn_charts(key)
+    if cache is None:
+        cache = LiveFigures()
+        state.set_drawn_charts(key, cache)
+    return cache
 
 
-def charts(snapshots: dict, key: str, *, log_y: bool = False, info: JobInfo | None = None):
+def charts(
+    snapshots: dict, key: str, *, log_y: bool = False, info: JobInfo | None = None, logs=None
+):
     """Loss and gradient norm against depth first (the two a demo needs), then accuracy
-    and the depth x step heatmap. With `info`, figures are reused while nothing is new."""
+    and the depth x step heatmap. With `info` and the run's `logs`, `snapshots` are chart
+    snapshots and each figure is rebuilt only when its data changed (app.live_figures)."""
     arms = list(snapshots)
     heat_arm = arms[0]
     if len(arms) > 1:
-        heat_arm = st.selectbox("Heatmap of", arms, key=f"{key}_heat_arm")
-    if info is not None:
-        figs = _figures(info, snapshots, key, log_y, heat_arm)
+        heat_arm = st.selectbox(_("Heatmap of"), arms, key=f"{key}_heat_arm")
+    if info is not None and logs is not None:
+        heat = (heat_arm, lambda: logs[heat_arm].chart_snapshot(HEAT_POINTS))
+        figs = _live_figures(key).figures(info.id, snapshots, heat, log_y=log_y)
     else:
         figs = [
             figures.curves_figure(snapshots, "loss", log_y=log_y, max_points=MAX_POINTS),
             figures.grad_depth_figure(snapshots),
             figures.curves_figure(snapshots, "accuracy", max_points=MAX_POINTS),
-            figures.grad_heatmap(snapshots[heat_arm], max_points=200),
+            figures.grad_heatmap(snapshots[heat_arm], max_points=HEAT_POINTS),
         ]
-    names = ("loss", "depth", "acc", "heat")
     for row in (0, 2):
         cols = st.columns(2)
-        for col, fig, name in zip(cols, figs[row : row + 2], names[row : row + 2], strict=True):
+        for col, fig, name in zip(cols, figs[row : row + 2], NAMES[row : row + 2], strict=True):
             col.plotly_chart(fig, key=f"{key}_{name}", width="stretch")
 
 
@@ -218,11 +239,11 @@ def _controls(info: JobInfo, owner: str, key: str, editable: bool) -> bool:
         row = st.columns([1, 1, 2, 1, 2], vertical_alignment="center")
         controls(info, owner, row[0:2])
         learning_rate(info, owner, row[2:4])
-        log_y = row[4].toggle("Log scale for the loss", key=state.log_scale_key(key))
+        log_y = row[4].toggle(_("Log scale for the loss"), key=state.log_scale_key(key))
         if info.skips:
             skip_switches(info, owner)
         return log_y
-    return st.toggle("Log scale for the loss", key=state.log_scale_key(key))
+    return st.toggle(_("Log scale for the loss"), key=state.log_scale_key(key))
 
 
 def controls_of(info: JobInfo) -> tuple:
@@ -253,7 +274,7 @@ def run_panel(job_id: str, *, key: str, editable: bool = True, verdict=None) -> 
     try:
         first = mgr.info(job_id, owner)
     except JobError as e:
-        st.warning(f"{e}. It may have been deleted.")
+        st.warning(_("{error}. It may have been deleted.").format(error=tr(e)))
         return
 
     @st.fragment(run_every=refresh_every(first))
@@ -262,16 +283,20 @@ def run_panel(job_id: str, *, key: str, editable: bool = True, verdict=None) -> 
             info = mgr.info(job_id, owner)
             logs = mgr.logs(job_id, owner)
         except JobError as e:
-            st.warning(str(e))
+            st.warning(tr(e))
             return
         if controls_of(info) != controls_of(first):  # the controls change: draw them anew
             st.rerun(scope="app")
-        snapshots = {arm: log.snapshot() for arm, log in logs.items()}
+        snapshots = {arm: log.chart_snapshot(MAX_POINTS) for arm, log in logs.items()}
         status_line(info, training_seconds(snapshots))
         said = verdict(info.name, snapshots) if verdict else None
         if said:
-            when = "Measured" if info.status == "finished" else f"So far (step {info.step:,})"
-            st.markdown(f"**{when}:** {said}")
+            when = (
+                _("Measured")
+                if info.status == "finished"
+                else _("So far (step {step})").format(step=number(info.step))
+            )
+            st.markdown(f"**{when}:** {tr(said)}")
 
     status()
     log_y = _controls(first, owner, key, editable)
@@ -283,8 +308,8 @@ def run_panel(job_id: str, *, key: str, editable: bool = True, verdict=None) -> 
             logs = mgr.logs(job_id, owner)
         except JobError:
             return  # the status line above says why
-        snapshots = {arm: log.snapshot() for arm, log in logs.items()}
+        snapshots = {arm: log.chart_snapshot(MAX_POINTS) for arm, log in logs.items()}
         if snapshots:
-            charts(snapshots, key, log_y=log_y, info=info)
+            charts(snapshots, key, log_y=log_y, info=info, logs=logs)
 
     drawn()

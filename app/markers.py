@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from app.i18n import N_, number, translate
 from app.style import EVENT_STYLES, GREY, MAX_EVENTS, MAX_LABEL, TICK_SIZE
 from core.telemetry import Event, Snapshot
 
@@ -55,7 +56,7 @@ def _label_text(details: list[str]) -> str:
     """One line per event (side by side once rotated), the surplus counted."""
     lines = [_short(d) for d in details[:FOLDED_LINES]]
     if len(details) > FOLDED_LINES:
-        lines.append(f"+ {len(details) - FOLDED_LINES} more (hover)")
+        lines.append(translate("+ {n} more (hover)").format(n=len(details) - FOLDED_LINES))
     return "<br>".join(lines)
 
 
@@ -112,11 +113,12 @@ def _add_markers(fig: go.Figure, events: list[tuple[Event, list[str]]], n_arms: 
                 y=[1.0] * len(hits),
                 yaxis="y2",
                 mode="markers",
-                name=name,
+                name=translate(name),
                 marker={"symbol": "triangle-down", "size": 16, "color": colour},
                 cliponaxis=False,
                 hovertext=[
-                    f"step {e.step:,}: {e.detail}" + (f" ({', '.join(a)})" if n_arms > 1 else "")
+                    translate("step {step}: {detail}").format(step=number(e.step), detail=e.detail)
+                    + (f" ({', '.join(a)})" if n_arms > 1 else "")
                     for e, a in hits
                 ],
                 hovertemplate="%{hovertext}<extra></extra>",
@@ -128,7 +130,7 @@ def _add_markers(fig: go.Figure, events: list[tuple[Event, list[str]]], n_arms: 
         )
 
 
-ZERO_TEXT = "0 (too small to plot)"
+ZERO_TEXT = N_("0 (too small to plot)")
 
 
 def floor_of(*value_sets) -> float:
@@ -156,7 +158,11 @@ def add_floor_marks(fig, x, values, *, name: str, colour: str, labels, floor: fl
             marker={"symbol": "x-thin-open", "size": 14, "line": {"width": 3, "color": colour}},
             hovertext=[
                 f"{name}, {labels[i]}: "
-                + (ZERO_TEXT if values[i] <= 0 else f"{values[i]} (not plotted)")
+                + (
+                    translate(ZERO_TEXT)
+                    if values[i] <= 0
+                    else translate("{value} (not plotted)").format(value=values[i])
+                )
                 for i in which
             ],
             hovertemplate="%{hovertext}<extra></extra>",

@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from app.choices import SHORT_TITLES
+from app.choices import short_title, status_word
+from app.i18n import _, number
 from core.jobs import ACTIVE, JobError
 from core.store import RunInfo, RunStore
 
@@ -47,7 +48,7 @@ def dataset_title(info: RunInfo | None) -> str:
     name = info.data.get("name") if info is not None else None
     if not isinstance(name, str) or not name:
         return NO_VALUE
-    return SHORT_TITLES.get(name, name)
+    return short_title(name)
 
 
 def _best_logged(mgr, owner: str, run_id: str) -> float | None:
@@ -120,14 +121,16 @@ def table(rows: list[RunRow]) -> list[dict]:
     """The rows of the page's table."""
     return [
         {
-            "run": r.id,
-            "name": r.name,
-            "status": r.status,
-            "dataset": r.dataset,
-            "steps": f"{r.step:,} / {r.total_steps:,}",
-            "best val accuracy": NO_VALUE if r.best_accuracy is None else f"{r.best_accuracy:.1%}",
-            "networks": ", ".join(r.arms),
-            "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created)),
+            _("run"): r.id,
+            _("name"): r.name,
+            _("status"): status_word(r.status),
+            _("dataset"): r.dataset,
+            _("steps"): f"{number(r.step)} / {number(r.total_steps)}",
+            _("best val accuracy"): (
+                NO_VALUE if r.best_accuracy is None else number(r.best_accuracy, 1, percent=True)
+            ),
+            _("networks"): ", ".join(r.arms),
+            _("date"): time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created)),
         }
         for r in rows
     ]

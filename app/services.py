@@ -15,6 +15,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from app.i18n import N_, tr
 from core.config import TrainConfig
 from core.data import DataError, DataRequest, TensorData, data_root, load
 from core.experiments import fit_to_data
@@ -24,7 +25,7 @@ from core.spec import NetSpec
 from core.store import RunStore
 from core.workers import ProcessJobManager
 
-BACKEND_ENV = "RESNET_EXPLORER_BACKEND"  # "processes" (default) or "threads"
+BACKEND_ENV = "RESNET_EXPLORER_BACKEND"  # "processes" (default), "threads" or "ray"
 # Seconds a paused run keeps its training place before a waiting run may take it.
 PAUSE_RELEASE_ENV = "RESNET_EXPLORER_PAUSE_RELEASE_S"
 _lock = threading.Lock()
@@ -48,8 +49,10 @@ def job_manager() -> JobManager:
     1: the GPU or the CPU, fully used); the rest queue. RESNET_EXPLORER_MAX_PER_USER caps
     one browser's waiting and running runs (default 3). RESNET_EXPLORER_PAUSE_RELEASE_S:
     how long a paused run keeps its place (default 180 s). RESNET_EXPLORER_BACKEND=threads
-    trains in this process instead of worker processes (for debugging). The rest of the
-    teacher's limits (GPU share, per address, steps, minutes): `Policy.from_env`."""
+    trains in this process instead of worker processes (for debugging); =ray trains each
+    run as a Ray actor on the cluster at $RAY_ADDRESS (unset: a local Ray instance), the
+    store staying here (core.ray_jobs). The rest of the teacher's limits (GPU share, per
+    address, steps, minutes): `Policy.from_env`."""
     global _manager, _store
     with _lock:
         if _manager is None:
@@ -62,8 +65,13 @@ def job_manager() -> JobManager:
                 "pause_release_s": max(0.0, float(os.environ.get(PAUSE_RELEASE_ENV, "180"))),
                 "policy": Policy.from_env(),
             }
-            threads = os.environ.get(BACKEND_ENV, "").strip().lower() == "threads"
-            if not threads:
+            backend = os.environ.get(BACKEND_ENV, "").strip().lower()
+            if backend == "ray":  # imports Ray only when chosen; says how to install it
+                from core.ray_jobs import RayJobManager
+
+                _manager = RayJobManager(**limits)
+                _store = _store or _manager.store
+            elif backend != "threads":
                 manager = ProcessJobManager(**limits)  # the store in the data directory
                 if manager.store.saving:
                     _manager = manager
@@ -133,7 +141,7 @@ def submit(
     """
     try:
         if request is None:
-            raise DataError("upload a zip of class folders first")
+            raise DataError(N_("upload a zip of class folders first"))
         data = dataset(request)
         arms = [s if isinstance(s, Arm) else Arm(s.name, fit_to_data(s, data)) for s in specs]
         config.validate(len(data.y_train))
@@ -143,4 +151,4 @@ def submit(
             where["request"] = request
         return Started(job=mgr.submit(owner, name, arms, data, config, **where))
     except ValueError as e:  # ExplainedError's base: every refusal a user can cause
-        return Started(error=str(e))
+        return Started(error=tr(e))  # in the reader's language

@@ -176,15 +176,15 @@ def pop_live_error() -> str | None:
     return st.session_state.pop(LIVE_ERROR, None)
 
 
-def drawn_charts(panel: str) -> tuple | None:
-    """(mark, figures) the live panel `panel` drew last: a poll whose mark (the run's step
-    and status, the reader's choices) is unchanged reuses the figures instead of
-    rebuilding them. One set per panel: a few hundred kilobytes."""
+def drawn_charts(panel: str):
+    """The live panel `panel`'s figure cache (app.live_figures.LiveFigures), or None: a
+    poll that finds a figure's data unchanged reuses it instead of rebuilding it. One
+    per panel: a few hundred kilobytes."""
     return st.session_state.get(LIVE_CHARTS, {}).get(panel)
 
 
-def set_drawn_charts(panel: str, mark: tuple, figures: list) -> None:
-    st.session_state.setdefault(LIVE_CHARTS, {})[panel] = (mark, figures)
+def set_drawn_charts(panel: str, cache) -> None:
+    st.session_state.setdefault(LIVE_CHARTS, {})[panel] = cache
 
 
 def upload_digest() -> str | None:

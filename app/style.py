@@ -10,13 +10,15 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 
+from app.i18n import N_, plotly_separators, translate
 from core.telemetry import Snapshot
 
 FONT_SIZE = 18
 TITLE_SIZE = 24
 TICK_SIZE = 16
-WAITING = "Waiting for the first step…"
+WAITING = N_("Waiting for the first step…")
 
 # Light -> dark anchors per family: plain nets in oranges, residual nets in blues.
 PLAIN, RESIDUAL, OTHER = "plain", "residual", "other"
@@ -32,8 +34,8 @@ GREY = "#8C8C8C"
 
 # Events drawn as vertical lines: kind -> (legend name, colour, dash).
 EVENT_STYLES = {
-    "skip": ("skip toggle", "#CC79A7", "dash"),
-    "lr": ("learning-rate change", "#000000", "dot"),
+    "skip": (N_("skip toggle"), "#CC79A7", "dash"),
+    "lr": (N_("learning-rate change"), "#000000", "dot"),
 }
 MAX_EVENTS = 60  # newest kept; more would only be a smear of lines
 MAX_LABEL = 28
@@ -42,20 +44,24 @@ MAX_LABEL = 28
 # Edges in log10 of the L2 norm; the outer limits clip, so every norm lands in a band.
 Z_MIN, Z_MAX = -6.0, 3.0
 BANDS = (  # name, lower edge (log10), upper edge (log10), colour
-    ("vanishing < 1e-4", Z_MIN, -4.0, "#1A1A1A"),
-    ("weak 1e-4 – 1e-2", -4.0, -2.0, "#56B4E9"),
-    ("healthy 1e-2 – 10", -2.0, 1.0, "#009E73"),
-    ("exploding > 10", 1.0, Z_MAX, "#D55E00"),
+    (N_("vanishing < 1e-4"), Z_MIN, -4.0, "#1A1A1A"),
+    (N_("weak 1e-4 – 1e-2"), -4.0, -2.0, "#56B4E9"),
+    (N_("healthy 1e-2 – 10"), -2.0, 1.0, "#009E73"),
+    (N_("exploding > 10"), 1.0, Z_MAX, "#D55E00"),
 )
 
 
 def style(fig: go.Figure, title: str, *, height: int = 580) -> go.Figure:
-    fig.update_layout(
-        template="plotly_white",
-        title={"text": title, "font": {"size": TITLE_SIZE}, "x": 0.01, "xanchor": "left"},
-        font={"size": FONT_SIZE},
+    """The projector look: big fonts, the legend below the plot (on plotly_white, the
+    default template: `TEMPLATE`). Merged
+    into the figure's own layout as `update_layout` would, without its cost (about 50 ms
+    a figure, most of a live refresh: bench/refresh_cost.py): the values are constants,
+    checked once against plotly's validation by the tests, so they are set unvalidated."""
+    layout = {
+        "title": {"text": title, "font": {"size": TITLE_SIZE}, "x": 0.01, "xanchor": "left"},
+        "font": {"size": FONT_SIZE},
         # Below the plot, so half-width charts keep their full width for the data.
-        legend={
+        "legend": {
             "font": {"size": FONT_SIZE - 2},
             "orientation": "h",
             "x": 0,
@@ -63,20 +69,75 @@ def style(fig: go.Figure, title: str, *, height: int = 580) -> go.Figure:
             "y": -0.22,
             "yanchor": "top",
         },
-        hoverlabel={"font": {"size": FONT_SIZE - 2}},
-        margin={"l": 90, "r": 30, "t": 80, "b": 150},
-        height=height,
-    )
-    fig.update_xaxes(tickfont={"size": TICK_SIZE}, title_font={"size": FONT_SIZE})
-    fig.update_yaxes(tickfont={"size": TICK_SIZE}, title_font={"size": FONT_SIZE})
+        "hoverlabel": {"font": {"size": FONT_SIZE - 2}},
+        "margin": {"l": 90, "r": 30, "t": 80, "b": 150},
+        "height": height,
+        "separators": plotly_separators(),  # 19,218.5 in English, 19.218,5 in German
+    }
+    merge_unvalidated(fig.layout, layout)
+    axis = {"tickfont": {"size": TICK_SIZE}, "title": {"font": {"size": FONT_SIZE}}}
+    for ax in (*fig.select_xaxes(), *fig.select_yaxes()):
+        merge_unvalidated(ax, axis)
     return fig
+
+
+TEMPLATE = "resnet_explorer"
+TRACES = ("scatter", "heatmap")  # the trace types drawn here (go.Image has no defaults)
+UNUSED = ("polar", "ternary", "scene", "geo")  # subplot kinds no figure here has
+
+
+def slim_white() -> go.layout.Template:
+    """plotly_white without the defaults of what no figure here draws: the same look, a
+    third of the bytes (each figure carries its template to the browser, every refresh)."""
+    white = pio.templates["plotly_white"].to_plotly_json()
+    layout = {k: v for k, v in white["layout"].items() if k not in UNUSED}
+    data = {k: v for k, v in white["data"].items() if k in TRACES}
+    return go.layout.Template(layout=layout, data=data)
+
+
+# Every go.Figure starts from it (copied unvalidated at construction, where setting
+# template="plotly_white" in `style` validated and copied the whole template again).
+pio.templates[TEMPLATE] = slim_white()
+pio.templates.default = TEMPLATE
+
+
+def merge_unvalidated(obj, values: dict) -> None:
+    """`obj.update(values)` (nested dicts merged into what `obj` has) with plotly's
+    validation off, for constant values only."""
+    obj._validate = False
+    try:
+        for key, value in values.items():
+            if isinstance(value, dict):
+                current = obj[key]
+                had = current.to_plotly_json() if current is not None else {}
+                value = _merged(had, value)
+            obj[key] = value
+    finally:
+        obj._validate = True
+
+
+def _merged(base: dict, new: dict) -> dict:
+    out = dict(base)
+    for key, value in new.items():
+        old = out.get(key)
+        out[key] = (
+            _merged(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+        )
+    return out
+
+
+def new_figure(*traces) -> go.Figure:
+    """A figure that skips plotly's validation of every later `add_trace` and `update_*`
+    (a third of a live refresh's CPU): only for figures built by code from numbers,
+    checked against validated builds by tests/app/test_live_figures.py."""
+    return go.Figure(list(traces) or None, _validate=False)
 
 
 def waiting(title: str, message: str = WAITING) -> go.Figure:
     """A valid, empty figure that says what it waits for."""
     fig = go.Figure()
     fig.add_annotation(
-        text=message,
+        text=translate(message),
         x=0.5,
         y=0.5,
         xref="paper",
@@ -171,6 +232,17 @@ def log_norms(norms: np.ndarray) -> np.ndarray:
         z = np.where(norms > 0, np.log10(np.where(norms > 0, norms, 1.0)), Z_MIN)
     z = np.where(np.isnan(norms), np.nan, z)
     return np.clip(z, Z_MIN, Z_MAX)
+
+
+def band_levels(norms: np.ndarray) -> tuple[np.ndarray, int]:
+    """Heatmap values for the stepped colour scale, and their units per decade: tenths
+    of a decade as int8 (a quarter of float32's bytes; band edges are whole tenths, so
+    flooring keeps every value in its band), or float32 log10 where a norm is NaN (a gap,
+    which int8 cannot hold)."""
+    z = log_norms(norms)
+    if np.isnan(z).any():
+        return z.astype(np.float32), 1
+    return np.floor(np.round(z * 10, 6)).astype(np.int8), 10
 
 
 def band_colorscale() -> list[list]:

@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterable
 
 from core.errors import ExplainedError
+from core.words import say
 
 
 def whole(
@@ -26,7 +27,13 @@ def whole(
     """`value` must be an int (not a bool) in [lo, hi]; returns it."""
     if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
         raise error(
-            f"{name} must be a whole number from {lo:,} to {hi:,}, got {_show(value)}",
+            say(
+                "{name} must be a whole number from {lo:,} to {hi:,}, got {got}",
+                name=name,
+                lo=lo,
+                hi=hi,
+                got=_show(value),
+            ),
             where=where,
             fix=fix,
             **context,
@@ -51,9 +58,15 @@ def number(
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     ok = ok and math.isfinite(value) and lo <= value and (value < hi if upper_open else value <= hi)
     if not ok:
-        span = f"at least {lo:g} and below {hi:g}" if upper_open else f"from {lo:g} to {hi:g}"
+        span = (
+            say("at least {lo:g} and below {hi:g}", lo=lo, hi=hi)
+            if upper_open
+            else say("from {lo:g} to {hi:g}", lo=lo, hi=hi)
+        )
         raise error(
-            f"{name} must be a number {span}, got {_show(value)}",
+            say(
+                "{name} must be a number {span}, got {got}", name=name, span=span, got=_show(value)
+            ),
             where=where,
             fix=fix,
             **context,
@@ -74,9 +87,9 @@ def choice(
     choices = tuple(choices)
     if value not in choices:
         raise error(
-            f"{name} {_show(value)} is not available",
+            say("{name} {got} is not available", name=name, got=_show(value)),
             where=where,
-            fix=f"choose one of: {', '.join(choices)}",
+            fix=say("choose one of: {choices}", choices=", ".join(choices)),
             **context,
         )
     return value
@@ -93,11 +106,16 @@ def text(
 ) -> str:
     """`value` must be a str of at most `max_chars` characters; returns it."""
     if not isinstance(value, str) or len(value) > max_chars:
-        got = f"{len(value):,} characters" if isinstance(value, str) else _show(value)
+        got = say("{n:,} characters", n=len(value)) if isinstance(value, str) else _show(value)
         raise error(
-            f"{name} must be text of at most {max_chars:,} characters, got {got}",
+            say(
+                "{name} must be text of at most {max_chars:,} characters, got {got}",
+                name=name,
+                max_chars=max_chars,
+                got=got,
+            ),
             where=where,
-            fix="shorten it",
+            fix=say("shorten it"),
             **context,
         )
     return value
@@ -108,5 +126,5 @@ def _show(value) -> str:
     try:
         shown = repr(value)
     except ValueError:  # int too large for repr (Python's int-to-str limit)
-        return "a number with too many digits"
+        return say("a number with too many digits")
     return shown if len(shown) <= 40 else shown[:37] + "..."

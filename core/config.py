@@ -14,6 +14,7 @@ from typing import Any
 from core import checks
 from core.errors import ExplainedError
 from core.spec import SpecError, fields_dict, parse_dataclass
+from core.words import N_
 
 CONFIG_SCHEMA = 1
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -30,7 +31,7 @@ class ConfigError(ExplainedError):
     """Training settings that cannot work; the message names the setting and the fix."""
 
     def __init__(self, problem: str, *, where: str | None = None, fix: str | None = None):
-        super().__init__(problem, where=where or "training settings", fix=fix)
+        super().__init__(problem, where=where or N_("training settings"), fix=fix)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,28 +75,34 @@ class TrainConfig:
         the warm-up and the number of steps the epochs imply.
         """
         for value, name, options in (
-            (self.optimizer, "optimizer", OPTIMIZERS),
-            (self.schedule, "schedule", SCHEDULES),
-            (self.device, "device", DEVICES),
-            (self.precision, "precision", PRECISIONS),
+            (self.optimizer, N_("optimizer"), OPTIMIZERS),
+            (self.schedule, N_("schedule"), SCHEDULES),
+            (self.device, N_("device"), DEVICES),
+            (self.precision, N_("precision"), PRECISIONS),
         ):
             checks.choice(value, name, options, error=ConfigError)
         for value, name, lo, hi, fix in (
-            (self.lr, "learning rate", 1e-6, 10.0, "0.1 for SGD or 0.001 for Adam"),
-            (self.momentum, "momentum", 0.0, 0.999, "0.9 is the usual choice"),
-            (self.weight_decay, "weight decay", 0.0, 0.1, "1e-4 or 5e-4 are usual"),
-            (self.gamma, "gamma", 1e-4, 1.0, "0.1 divides the lr by 10 at each milestone"),
-            (self.label_smoothing, "label smoothing", 0.0, 0.5, "0.1 is usual; 0 turns it off"),
+            (self.lr, N_("learning rate"), 1e-6, 10.0, N_("0.1 for SGD or 0.001 for Adam")),
+            (self.momentum, N_("momentum"), 0.0, 0.999, N_("0.9 is the usual choice")),
+            (self.weight_decay, N_("weight decay"), 0.0, 0.1, N_("1e-4 or 5e-4 are usual")),
+            (self.gamma, N_("gamma"), 1e-4, 1.0, N_("0.1 divides the lr by 10 at each milestone")),
+            (
+                self.label_smoothing,
+                N_("label smoothing"),
+                0.0,
+                0.5,
+                N_("0.1 is usual; 0 turns it off"),
+            ),
         ):
             checks.number(value, name, lo, hi, fix=fix, error=ConfigError)
         for value, name, lo, hi, fix in (
-            (self.batch_size, "batch size", 1, 4096, "128 is the classic choice"),
-            (self.epochs, "epochs", 1, 1000, "5 is plenty for the built-in data"),
-            (self.steps, "steps", 1, MAX_STEPS, "use a few hundred for a quick run"),
-            (self.warmup_steps, "warm-up steps", 0, 100_000, "0 turns warm-up off"),
-            (self.seed, "seed", 0, 2**31 - 1, "any whole number; runs with one seed match"),
-            (self.log_every, "log every", 1, 10_000, "1 logs every step"),
-            (self.eval_every, "evaluate every", 1, MAX_STEPS, "or leave it empty"),
+            (self.batch_size, N_("batch size"), 1, 4096, N_("128 is the classic choice")),
+            (self.epochs, N_("epochs"), 1, 1000, N_("5 is plenty for the built-in data")),
+            (self.steps, N_("steps"), 1, MAX_STEPS, N_("use a few hundred for a quick run")),
+            (self.warmup_steps, N_("warm-up steps"), 0, 100_000, N_("0 turns warm-up off")),
+            (self.seed, N_("seed"), 0, 2**31 - 1, N_("any whole number; runs with one seed match")),
+            (self.log_every, N_("log every"), 1, 10_000, N_("1 logs every step")),
+            (self.eval_every, N_("evaluate every"), 1, MAX_STEPS, N_("or leave it empty")),
         ):
             optional = name in ("steps", "evaluate every")  # None: by epochs, once an epoch
             if not (optional and value is None):

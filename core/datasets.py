@@ -20,6 +20,7 @@ from torch import Tensor
 from core import checks
 from core.errors import ExplainedError
 from core.limits import DATA_LIMITS
+from core.words import N_
 
 DATA_ENV = "RESNET_EXPLORER_DATA"
 SHAPES_DEFAULT_N = 6_000
@@ -43,12 +44,12 @@ class DatasetInfo:
 DATASETS: dict[str, DatasetInfo] = {
     name: DatasetInfo(title=title, native_size=side, offline=offline, augment=augment)
     for name, title, side, offline, augment in (
-        ("shapes", "Shapes", 32, True, False),
-        ("digits", "Digits", 8, True, False),
+        ("shapes", N_("Shapes"), 32, True, False),
+        ("digits", N_("Digits"), 8, True, False),
         ("mnist", "MNIST", 28, False, False),
         ("fashion_mnist", "Fashion-MNIST", 28, False, False),
         ("cifar10", "CIFAR-10", 32, False, True),
-        ("upload", "Your images", 32, True, True),
+        ("upload", N_("Your images"), 32, True, True),
     )
 }
 
@@ -83,23 +84,27 @@ class DataRequest:
 
     def __post_init__(self) -> None:
         lim = DATA_LIMITS
-        checks.choice(self.name, "the dataset", DATASETS, error=DataError)
+        checks.choice(self.name, N_("the dataset"), DATASETS, error=DataError)
         size = DATASETS[self.name].native_size if self.size is None else self.size
-        checks.whole(size, "the image size (px)", lim.min_side, lim.max_side, error=DataError)
+        checks.whole(size, N_("the image size (px)"), lim.min_side, lim.max_side, error=DataError)
         object.__setattr__(self, "size", size)  # so 'native' and its number share a cache key
         if self.name == "shapes":
             n = SHAPES_DEFAULT_N if self.n is None else self.n
-            fix = "draw at least two of each of the six shapes" if n < 12 else None
-            checks.whole(n, "the number of Shapes", 12, lim.max_samples, fix=fix, error=DataError)
+            fix = N_("draw at least two of each of the six shapes") if n < 12 else None
+            checks.whole(
+                n, N_("the number of Shapes"), 12, lim.max_samples, fix=fix, error=DataError
+            )
             object.__setattr__(self, "n", n)
         elif self.n is not None:
             raise DataError(
                 "n sets how many Shapes to draw", fix=f"for {self.name} use subset instead"
             )
-        checks.whole(self.seed, "the seed", 0, MAX_SEED, error=DataError)
+        checks.whole(self.seed, N_("the seed"), 0, MAX_SEED, error=DataError)
         if self.subset is not None:
-            checks.whole(self.subset, "the training subset", 10, lim.max_samples, error=DataError)
-        checks.number(self.val_fraction, "the validation share", 0.05, 0.5, error=DataError)
+            checks.whole(
+                self.subset, N_("the training subset"), 10, lim.max_samples, error=DataError
+            )
+        checks.number(self.val_fraction, N_("the validation share"), 0.05, 0.5, error=DataError)
         if self.classes is not None:  # a list when read back from JSON: the key must hash
             object.__setattr__(self, "classes", _class_subset(self.classes))
         is_digest = isinstance(self.upload, str) and re.fullmatch("[0-9a-f]{64}", self.upload)

@@ -13,6 +13,7 @@ from core.data import DataRequest, TensorData
 from core.errors import ExplainedError
 from core.presets import cifar_resnet
 from core.spec import NetSpec, format_shape
+from core.words import N_, say
 
 NARROW = (8, 16, 32)  # a quarter of He et al.'s 16/32/64 filters: minutes on a laptop CPU
 CIFAR_WIDTHS = (16, 32, 64)
@@ -21,12 +22,12 @@ SHAPES_IMAGES = 6000  # Shapes is drawn, so a race says how many images
 
 # label -> (n of He et al.'s 6n+2 layers, filters per stage)
 RACES: dict[str, tuple[int, tuple[int, int, int]]] = {
-    "8 layers, narrow": (1, NARROW),
-    "14 layers, narrow": (2, NARROW),
-    "20 layers, narrow": (3, NARROW),
-    "20 layers (CIFAR)": (3, CIFAR_WIDTHS),
-    "56 layers, narrow": (9, NARROW),
-    "56 layers (CIFAR)": (9, CIFAR_WIDTHS),
+    N_("8 layers, narrow"): (1, NARROW),
+    N_("14 layers, narrow"): (2, NARROW),
+    N_("20 layers, narrow"): (3, NARROW),
+    N_("20 layers (CIFAR)"): (3, CIFAR_WIDTHS),
+    N_("56 layers, narrow"): (9, NARROW),
+    N_("56 layers (CIFAR)"): (9, CIFAR_WIDTHS),
 }
 DEFAULT_RACE = "20 layers, narrow"
 RACE_DATA = ("digits", "shapes")  # built in: a race never waits for a download
@@ -166,12 +167,18 @@ def too_short(depth: int, steps: int) -> str | None:
     layers, enough = SHOWS_EFFECT
     if depth >= layers and steps >= enough:
         return None
-    shallow = f"{depth} layers is too shallow" if depth < layers else ""
-    short = f"{steps} steps is too short" if steps < enough else ""
-    why = " and ".join(w for w in (shallow, short) if w)
-    return (
-        f"{why} to show the effect: the plain net may well be ahead, and that would not "
-        f"mean skips do not help. Try 56 layers and 500 steps."
+    if depth < layers and steps < enough:
+        why = say(
+            "{depth} layers is too shallow and {steps} steps is too short", depth=depth, steps=steps
+        )
+    elif depth < layers:
+        why = say("{depth} layers is too shallow", depth=depth)
+    else:
+        why = say("{steps} steps is too short", steps=steps)
+    return say(
+        "{why} to show the effect: the plain net may well be ahead, and that would not "
+        "mean skips do not help. Try 56 layers and 500 steps.",
+        why=why,
     )
 
 
@@ -186,16 +193,31 @@ def final_loss(snapshot) -> float | None:
 def compare_loss(name: str, loss: float, other: str, other_loss: float) -> tuple[str, int]:
     """A sentence comparing two final training losses, and the sign of the difference:
     1 if `name` ends clearly higher, -1 clearly lower, 0 within SAME of each other."""
-    numbers = f"({loss:.3g} against {other_loss:.3g})"
+    values = {"name": name, "other": other, "loss": loss, "other_loss": other_loss}
     if not (loss > 0 and other_loss > 0):  # 0 or NaN: no ratio to speak of
-        return f"{name} ends with a training loss of {loss:.3g}, {other} {other_loss:.3g}", 0
+        return say(
+            "{name} ends with a training loss of {loss:.3g}, {other} {other_loss:.3g}", **values
+        ), 0
     ratio = loss / other_loss
     if ratio > SAME:
-        return f"{name} ends with a training loss {ratio:.2g}x {other}'s {numbers}", 1
+        return say(
+            "{name} ends with a training loss {ratio:.2g}x {other}'s "
+            "({loss:.3g} against {other_loss:.3g})",
+            ratio=ratio,
+            **values,
+        ), 1
     if ratio < 1 / SAME:
-        lower = f"{name} ends with a training loss {1 / ratio:.2g}x lower than {other}'s"
-        return f"{lower} {numbers}", -1
-    return f"{name} ends within {SAME - 1:.0%} of {other} {numbers}", 0
+        return say(
+            "{name} ends with a training loss {ratio:.2g}x lower than {other}'s "
+            "({loss:.3g} against {other_loss:.3g})",
+            ratio=1 / ratio,
+            **values,
+        ), -1
+    return say(
+        "{name} ends within {share:.0%} of {other} ({loss:.3g} against {other_loss:.3g})",
+        share=SAME - 1,
+        **values,
+    ), 0
 
 
 def _losses(snapshots: dict) -> dict[str, float]:
@@ -213,12 +235,12 @@ def degradation_verdict(snapshots: dict) -> str | None:
     plain, plain_sign = compare_loss("Plain-56", loss["Plain-56"], "Plain-20", loss["Plain-20"])
     res, res_sign = compare_loss("ResNet-56", loss["ResNet-56"], "ResNet-20", loss["ResNet-20"])
     if plain_sign > 0 and res_sign <= 0:
-        what = "this run shows the degradation, and the skips remove it (He et al., Fig. 1)"
+        what = N_("this run shows the degradation, and the skips remove it (He et al., Fig. 1)")
     elif plain_sign > 0:
-        what = "the deeper plain net trains worse, but so does the deeper residual one here"
+        what = N_("the deeper plain net trains worse, but so does the deeper residual one here")
     else:
-        what = "this run does not show the degradation: the deeper plain net is not behind"
-    return f"{plain}; {res}: {what}."
+        what = N_("this run does not show the degradation: the deeper plain net is not behind")
+    return say("{plain}; {res}: {what}.", plain=plain, res=res, what=what)
 
 
 def race_verdict(snapshots: dict) -> str | None:
@@ -231,11 +253,11 @@ def race_verdict(snapshots: dict) -> str | None:
         return None
     text, sign = compare_loss(res, loss[res], plain, loss[plain])
     what = {
-        -1: "the skips helped",
-        0: "at this depth and length the skips made little difference",
-        1: "the plain net is ahead in this run",
+        -1: N_("the skips helped"),
+        0: N_("at this depth and length the skips made little difference"),
+        1: N_("the plain net is ahead in this run"),
     }[sign]
-    return f"{text}: {what}."
+    return say("{text}: {what}.", text=text, what=what)
 
 
 def verdict(name: str, snapshots: dict) -> str | None:
@@ -258,10 +280,10 @@ LEVEL = 10.0  # a first layer within 10x of the last block's gradient still lear
 
 def _flow_word(ratio: float) -> str:
     if not ratio > 0:  # 0 or NaN: nothing reached the first layer
-        return "vanished"
+        return N_("vanished")
     if ratio < 1 / LEVEL:
-        return "vanishing"
-    return "exploding" if ratio > LEVEL else "about level"
+        return N_("vanishing")
+    return N_("exploding") if ratio > LEVEL else N_("about level")
 
 
 def flow_findings(points) -> list[str]:
@@ -281,10 +303,27 @@ def flow_findings(points) -> list[str]:
             continue
         depth = max(paired)
         plain, residual = by_depth[depth][False], by_depth[depth][True]
-        out.append(
-            f"{activation}, {'with' if bn else 'no'} BatchNorm, {depth} layers: the first "
-            f"layer gets {plain:.2g}x the last block's gradient in the plain net "
-            f"({_flow_word(plain)}) and {residual:.2g}x in the residual net "
-            f"({_flow_word(residual)})."
-        )
+        words = {
+            "activation": activation,
+            "depth": depth,
+            "plain": plain,
+            "plain_word": _flow_word(plain),
+            "residual": residual,
+            "residual_word": _flow_word(residual),
+        }
+        if bn:
+            said = say(
+                "{activation}, with BatchNorm, {depth} layers: the first layer gets "
+                "{plain:.2g}x the last block's gradient in the plain net ({plain_word}) and "
+                "{residual:.2g}x in the residual net ({residual_word}).",
+                **words,
+            )
+        else:
+            said = say(
+                "{activation}, no BatchNorm, {depth} layers: the first layer gets "
+                "{plain:.2g}x the last block's gradient in the plain net ({plain_word}) and "
+                "{residual:.2g}x in the residual net ({residual_word}).",
+                **words,
+            )
+        out.append(said)
     return out

@@ -20,6 +20,7 @@ from core.plan import check_memory, make_plan
 from core.run import ACTIVE, COMMANDS, Command
 from core.spec import NetSpec
 from core.telemetry import RunLog
+from core.words import N_, say
 
 
 class JobError(ExplainedError):
@@ -64,9 +65,9 @@ def check_arms(arms, config: TrainConfig | None = None) -> tuple:
     (given the run's settings) their training memory within the caps and the device."""
     arms = tuple(arms)
     if not arms:
-        raise JobError("a run needs at least one network")
+        raise JobError(N_("a run needs at least one network"))
     if len({a.name for a in arms}) != len(arms):
-        raise JobError("the networks of one run need different names")
+        raise JobError(N_("the networks of one run need different names"))
     for arm in arms:
         arm.spec.validate()
     if config is not None:
@@ -118,19 +119,28 @@ def check_room(active: int, max_per_owner: int, waiting: int, max_queue: int) ->
     the queue holds `max_queue` runs."""
     if active >= max_per_owner:
         raise JobError(
-            f"you already have {active} runs waiting or running (the limit is "
-            f"{max_per_owner}); stop one or wait for it to finish"
+            say(
+                "you already have {active} runs waiting or running (the limit is {limit}); "
+                "stop one or wait for it to finish",
+                active=active,
+                limit=max_per_owner,
+            )
         )
     if waiting >= max_queue:
         raise JobError(
-            f"the server's queue is full ({waiting} runs waiting); try again in a few minutes"
+            say(
+                "the server's queue is full ({waiting} runs waiting); try again in a few minutes",
+                waiting=waiting,
+            )
         )
 
 
 def check_command(name: str, status: str, command: Command, arms) -> None:
     """Refuse a command to an ended run, an unknown command or an unknown arm."""
     if status not in ACTIVE:
-        raise JobError(f"{name} has already ended ({status}); start a new run")
+        raise JobError(
+            say("{name} has already ended ({status}); start a new run", name=name, status=status)
+        )
     if command.kind not in COMMANDS:
         raise JobError(f"there is no command {command.kind!r}; use one of {COMMANDS}")
     if command.arm is not None and command.arm not in arms:
@@ -151,8 +161,12 @@ def release_message(seconds: float) -> str:
 def running_refusal(name: str, status: str) -> JobError:
     """copy_model's refusal while the weights still move."""
     return JobError(
-        f"{name} is {status}: pause it or let it finish first, so its weights stay still "
-        "while they are explained"
+        say(
+            "{name} is {status}: pause it or let it finish first, so its weights stay still "
+            "while they are explained",
+            name=name,
+            status=status,
+        )
     )
 
 
@@ -202,6 +216,10 @@ class JobManager(abc.ABC):
         """
         info = self.info(job_id, owner)
         raise JobError(
-            f"{info.name} cannot be resumed: it is {info.status}, and only a run that was "
-            "interrupted by a restart can continue; start a new run instead"
+            say(
+                "{name} cannot be resumed: it is {status}, and only a run that was "
+                "interrupted by a restart can continue; start a new run instead",
+                name=info.name,
+                status=info.status,
+            )
         )

@@ -9,6 +9,7 @@ name. No torch, no knowledge of networks: `core.spec` and `core.config` use it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import re
@@ -135,13 +136,21 @@ def typed(
     raise error(f"'{name}' must be {words}, got {show(value)}", where=where, **context)
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """A dataclass's annotations, resolved once per class: `typing` compiles every string
+    annotation on each call (milliseconds a spec), and the pages parse stored specs on
+    every refresh."""
+    return typing.get_type_hints(cls)
+
+
 def parse_dataclass(
     cls: type, data: Any, where: str, *, error: type[ExplainedError], **context
 ) -> Any:
     """`cls(**data)` after checking every key and value; raises `error` naming the field."""
     if not isinstance(data, dict):
         raise error("must be a JSON object of settings", where=where, **context)
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
     reject_unknown(data, fields, where, error=error, **context)
     kwargs = {k: typed(v, hints[k], k, where, error=error, **context) for k, v in data.items()}

@@ -23,6 +23,7 @@ from core.spec import (
     WeightedBlockSpec,
     format_shape,
 )
+from core.words import N_, say
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,7 +124,7 @@ class Site:
             0,
             1,
             upper_open=True,
-            fix="0.5 is the classic choice",
+            fix=N_("0.5 is the classic choice"),
             where=self.where,
             error=SpecError,
             block=self.index,
@@ -134,27 +135,35 @@ class Site:
             raise self.error(f"{name} must be true or false, got {show(value)}")
 
     def channels(self, value, name: str = "out_channels") -> None:
-        self.whole(value, name, 1, self.limits.max_channels, "use for example 16 or 64")
+        self.whole(value, name, 1, self.limits.max_channels, N_("use for example 16 or 64"))
 
     def kernel(self, value) -> None:
-        self.whole(value, "kernel_size", 1, self.limits.max_kernel, "3 is the usual size")
+        self.whole(value, "kernel_size", 1, self.limits.max_kernel, N_("3 is the usual size"))
 
     def stride(self, value) -> None:
-        self.whole(value, "stride", 1, 4, "use 1 to keep the size or 2 to halve it")
+        self.whole(value, "stride", 1, 4, N_("use 1 to keep the size or 2 to halve it"))
 
     def needs_image(self, kind: str) -> None:
         if len(self.shape) != 3:
             raise self.error(
-                f"a {kind} block needs an image input (channels x height x width) but gets "
-                f"{format_shape(self.shape)}",
-                "move it before the flatten block",
+                say(
+                    "a {kind} block needs an image input (channels x height x width) but gets "
+                    "{shape}",
+                    kind=kind,
+                    shape=format_shape(self.shape),
+                ),
+                N_("move it before the flatten block"),
             )
 
     def needs_flat(self, kind: str) -> None:
         if len(self.shape) != 1:
             raise self.error(
-                f"a {kind} layer needs a flat input but gets {format_shape(self.shape)}",
-                "add a 'flatten' block before it",
+                say(
+                    "a {kind} layer needs a flat input but gets {shape}",
+                    kind=kind,
+                    shape=format_shape(self.shape),
+                ),
+                N_("add a 'flatten' block before it"),
             )
 
     def shrink(self, k: int, s: int, pad: int, what: str, shape: Shape | None = None):
@@ -163,9 +172,18 @@ class Site:
         oh, ow = out_side(h, k, s, pad), out_side(w, k, s, pad)
         if oh < 1 or ow < 1:
             raise self.error(
-                f"a {k}x{k} {what} with stride {s} turns a {h}x{w} input into nothing",
-                "use a smaller kernel or stride, remove a downsampling block, or use a "
-                "larger input",
+                say(
+                    "a {k}x{k} {what} with stride {s} turns a {h}x{w} input into nothing",
+                    k=k,
+                    what=what,
+                    s=s,
+                    h=h,
+                    w=w,
+                ),
+                N_(
+                    "use a smaller kernel or stride, remove a downsampling block, or use a "
+                    "larger input"
+                ),
             )
         return oh, ow
 

@@ -29,16 +29,17 @@ from core.spec import (
     check_block_count,
     use_planner,
 )
+from core.words import N_, say
 
 BYTES_PER_VALUE = 4  # float32; bf16 autocast keeps less, so the counts are an upper bound
 # Weights, their gradients and two optimizer moments (Adam; SGD's momentum needs one).
 STATE_COPIES = 4
 
 _SHORTCUT_WORDS = {
-    IDENTITY: "identity",
-    ZERO_PAD: "zero-pad (A)",
-    PROJECTION: "1x1 projection (B)",
-    NO_SHORTCUT: "none",
+    IDENTITY: N_("identity"),
+    ZERO_PAD: N_("zero-pad (A)"),
+    PROJECTION: N_("1x1 projection (B)"),
+    NO_SHORTCUT: N_("none"),
 }
 
 
@@ -78,14 +79,14 @@ def make_plan(spec: NetSpec, limits: SpecLimits = SPEC_LIMITS) -> Plan:
     shape: Shape = spec.input_shape
     stem = None
     if spec.stem is not None:
-        stem = plan_stem(spec.stem, site(None, "the stem", shape))
+        stem = plan_stem(spec.stem, site(None, N_("the stem"), shape))
         shape = stem.out_shape
     blocks = []
     for i, block in enumerate(spec.blocks):
-        layer = plan_block(block, site(i, f"block {i}", shape))
+        layer = plan_block(block, site(i, say("block {block}", block=i), shape))
         blocks.append(layer)
         shape = layer.out_shape
-    head = plan_head(spec.head, site(None, "the head", shape), spec.num_classes)
+    head = plan_head(spec.head, site(None, N_("the head"), shape), spec.num_classes)
     plan = Plan(spec, stem, tuple(blocks), head)
     _check_costs(plan, limits)
     return plan
@@ -235,4 +236,4 @@ def describe_skip(layer: Layer) -> str:
     if not layer.residual:
         return ""
     words = _SHORTCUT_WORDS[layer.shortcut]
-    return words if layer.skip else f"off ({words})"
+    return words if layer.skip else say("off ({words})", words=words)

@@ -33,6 +33,7 @@ from core.spec import (
     StemSpec,
     format_shape,
 )
+from core.words import N_, say
 
 # --- one planner per block kind ----------------------------------------------------------
 
@@ -164,17 +165,23 @@ def _shortcut(block: ConvResidualSpec, at: Site, out_shape: Shape) -> str:
         if not block.skip:
             return NO_SHORTCUT
         raise at.error(
-            f"the skip goes from {format_shape(in_shape)} to {format_shape(out_shape)}",
-            "choose the 'projection' or 'zero-pad' shortcut, or turn the skip off",
+            say(
+                "the skip goes from {a} to {b}", a=format_shape(in_shape), b=format_shape(out_shape)
+            ),
+            N_("choose the 'projection' or 'zero-pad' shortcut, or turn the skip off"),
         )
     # zero_pad (option A): subsample by the stride, then pad the new channels with zeros.
     if out_shape[0] < in_shape[0]:
         if not block.skip:
             return NO_SHORTCUT
         raise at.error(
-            f"a zero-pad shortcut can only add channels, but this block goes from "
-            f"{in_shape[0]} to {out_shape[0]} channels",
-            "choose the 'projection' shortcut, or turn the skip off",
+            say(
+                "a zero-pad shortcut can only add channels, but this block goes from "
+                "{a} to {b} channels",
+                a=in_shape[0],
+                b=out_shape[0],
+            ),
+            N_("choose the 'projection' shortcut, or turn the skip off"),
         )
     return ZERO_PAD
 

@@ -17,6 +17,7 @@ from core import jsondata
 from core.errors import ExplainedError
 from core.jsondata import fields_dict, is_int, show
 from core.limits import SPEC_LIMITS, SpecLimits
+from core.words import N_, say
 
 SCHEMA_VERSION = 1
 
@@ -50,8 +51,8 @@ class SpecError(ExplainedError):
         fix: str | None = None,
     ):
         self.block = block
-        where = where or (f"block {block}" if block is not None else "the network")
-        super().__init__(problem, where=where, fix=fix)
+        place = say("block {block}", block=block) if block is not None else N_("the network")
+        super().__init__(problem, where=where or place, fix=fix)
 
     @property
     def advice(self) -> str:

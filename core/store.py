@@ -2,8 +2,9 @@
 safetensors files beside it, readable by the pages while a worker writes.
 
 Layout under the data directory: `runs.sqlite` and `runs/<run id>/<arm>.safetensors`.
-A foreign or broken database is moved aside, and a store that cannot write keeps runs
-in memory and says so (`saving`, `message`). No torch model code and no UI here.
+A foreign or broken database is moved aside; a store that cannot write keeps runs in
+memory, the stored ones copied in (core.store_readonly), and says so (`saving`,
+`message`). No torch model code and no UI here.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from core.checkpoint import clean_temp_files
 from core.config import TrainConfig
 from core.data import data_root
 from core.spec import NetSpec
+from core.store_readonly import copy_stored, probe_writable, stored_note
 from core.store_records import (
     INFO_QUERY,
     STEP_COLUMNS,
@@ -33,6 +35,7 @@ from core.store_records import (
     info_from_row,
     quota_refusal,
     step_from_row,
+    stored_spec,
 )
 from core.store_schema import ensure_current, problem
 from core.store_shares import token_matches, token_of
@@ -69,6 +72,7 @@ class RunStore:
             self._open_file()
         except (sqlite3.Error, OSError) as e:
             self._open_memory(f"not being saved: {explain(e, self.path)}")
+            self.message += stored_note(*copy_stored(self.path, self._anchor))  # listed still
 
     # -- opening ------------------------------------------------------------------------
 
@@ -83,6 +87,7 @@ class RunStore:
             )
         ensure_current(self.connect())
         self.runs_dir.mkdir(exist_ok=True)
+        probe_writable(self.connect(), self.runs_dir)
         clean_temp_files(self.runs_dir)
 
     def _inspect(self) -> str | None:
@@ -270,7 +275,7 @@ class RunStore:
             "SELECT arm, spec_start, spec_now FROM arms WHERE run_id = ? ORDER BY position",
             (run_id,),
         )
-        return {a: (_spec(s0), _spec(s1)) for a, s0, s1 in rows}
+        return {a: (stored_spec(s0), stored_spec(s1)) for a, s0, s1 in rows}
 
     def snapshot(self, run_id: str, arm: str, *, after: int = 0) -> Snapshot:
         """One arm's steps (those after step `after`), evaluations and events, as the
@@ -389,7 +394,3 @@ def transaction(db: sqlite3.Connection):
             db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
-
-
-def _spec(text: str) -> NetSpec | None:
-    return NetSpec.from_json(text) if text else None

@@ -4,6 +4,7 @@ per-owner caps. Shared by `core.store` (reading) and `core.store_writer` (writin
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ import numpy as np
 
 from core.config import TrainConfig
 from core.errors import ExplainedError
+from core.spec import NetSpec
 from core.telemetry import StepRecord
 
 MAX_RUNS_ENV = "RESNET_EXPLORER_MAX_RUNS_PER_USER"
@@ -163,3 +165,10 @@ def explain(error: Exception, path: Path) -> str:
     if "unable to open" in text:
         return f"the data folder {path.parent} cannot be written; make it writable"
     return f"the run database cannot be written ({error})"
+
+
+@functools.lru_cache(maxsize=512)
+def stored_spec(text: str) -> NetSpec | None:
+    """A stored spec's JSON parsed, once per distinct text: the pages ask for a run's
+    specs on every refresh, and a NetSpec is frozen, so one parse serves them all."""
+    return NetSpec.from_json(text) if text else None

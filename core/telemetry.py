@@ -2,18 +2,21 @@
 
 The trainer appends; views and exporters take immutable snapshots. Snapshots keep
 every step (for export) and downsample on request (for charts), so a long run stays
-light in the browser. No torch here: records hold plain floats.
+light in the browser; a live chart reads `chart_snapshot`, downsampled as steps arrive
+(core.downsample), so its refresh costs the same at any length. No torch here: records
+hold plain floats.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import itertools
 import threading
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+
+from core.downsample import Buckets, bucket_records
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +63,13 @@ class Snapshot:
     events: tuple[Event, ...]
     version: int
     meta: dict = field(default_factory=dict)
+    latest: StepRecord | None = None  # of a downsampled snapshot: its last step as logged
 
     @property
     def last(self) -> StepRecord | None:
+        """The last step as logged (not a bucket's mean)."""
+        if self.latest is not None:
+            return self.latest
         return self.steps[-1] if self.steps else None
 
     def column(self, name: str) -> np.ndarray:
@@ -76,15 +83,13 @@ class Snapshot:
         return np.array([getattr(r, name) for r in self.steps], dtype=np.float64)
 
     def downsample(self, max_points: int) -> Snapshot:
-        """At most `max_points` steps: each bucket of consecutive steps becomes its mean
-        (per-layer norms too), labelled with the bucket's last step. Evals and events
-        are few and kept whole."""
-        n = len(self.steps)
-        if n <= max_points:
+        """At most `max_points` steps: each bucket of 2^k consecutive steps becomes its
+        mean (per-layer norms too), labelled with the bucket's last step
+        (core.downsample, the buckets a live chart keeps). Evals and events are few and
+        kept whole."""
+        if len(self.steps) <= max_points:
             return self
-        edges = np.linspace(0, n, max_points + 1).astype(int)
-        merged = tuple(_merge(self.steps[a:b]) for a, b in itertools.pairwise(edges))
-        return replace(self, steps=merged)
+        return replace(self, steps=bucket_records(self.steps, max_points), latest=self.last)
 
     def to_csv(self) -> str:
         """Every step (not downsampled) with per-layer gradient norms, then evals and events."""
@@ -116,24 +121,6 @@ class Snapshot:
         return out.getvalue()
 
 
-def _merge(records: tuple[StepRecord, ...]) -> StepRecord:
-    def mean(name):
-        return float(np.mean([getattr(r, name) for r in records]))
-
-    def mean_tuple(name):
-        return tuple(np.mean([getattr(r, name) for r in records], axis=0).tolist())
-
-    last = records[-1]
-    return replace(
-        last,
-        loss=mean("loss"),
-        accuracy=mean("accuracy"),
-        grad_norms=mean_tuple("grad_norms"),
-        weight_norms=mean_tuple("weight_norms"),
-        update_ratios=mean_tuple("update_ratios"),
-    )
-
-
 class RunLog:
     """Append-only, lock-protected log of one run (one arm of a twin run)."""
 
@@ -146,6 +133,8 @@ class RunLog:
         self._evals: list[EvalRecord] = []
         self._events: list[Event] = []
         self._version = 0
+        self._charts: dict[int, Buckets] = {}  # max_points -> the steps so far, bucketed
+        self._charts_lock = threading.Lock()  # readers fold in new steps one at a time
 
     def append_step(self, record: StepRecord) -> None:
         if len(record.grad_norms) != len(self.layers):
@@ -188,3 +177,27 @@ class RunLog:
                 version=self._version,
                 meta=dict(self.meta),  # a copy: later set_meta calls do not reach it
             )
+
+    def chart_snapshot(self, max_points: int) -> Snapshot:
+        """A snapshot downsampled to at most `max_points` steps (as `Snapshot.downsample`
+        gives), kept as the log grows: each call folds in only the steps logged since
+        the last one, so a live chart's refresh costs the same at any run length."""
+        with self._charts_lock:
+            buckets = self._charts.setdefault(max_points, Buckets(max_points))
+            with self._lock:
+                new = self._steps[buckets.count :]
+                latest = self._steps[-1] if self._steps else None
+                evals, events = tuple(self._evals), tuple(self._events)
+                version, meta = self._version, dict(self.meta)
+            buckets.extend(new)
+            steps = buckets.records()
+        return Snapshot(
+            layers=self.layers,
+            param_names=self.param_names,
+            steps=steps,
+            evals=evals,
+            events=events,
+            version=version,
+            meta=meta,
+            latest=latest,
+        )

@@ -23,6 +23,7 @@ from torch import nn
 from core.blocks import set_dropout_generator
 from core.config import ConfigError, TrainConfig
 from core.data import TensorData, augment
+from core.interruptible import StepUndo, watch
 from core.model import Net
 from core.telemetry import EvalRecord, Event, RunLog, StepRecord
 
@@ -129,8 +130,9 @@ class Trainer:
         self.optimizer = _make_optimizer(self.params, config)
         self._init_state(len(self.data.y_train))
         self.interrupt = interrupt
+        self._undo = StepUndo(self.net, self.noise_gen)  # a cut-short step leaves no trace
         if interrupt is not None:
-            _watch(self.net, self._check_interrupt)
+            watch(self.net, self._check_interrupt)
 
     def _init_state(self, n: int) -> None:
         c = self.config
@@ -272,15 +274,15 @@ class Trainer:
     def _forward_backward(self, x, y) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.net.training:  # .train() walks every module: only when needed
             self.net.train()
-        noise = self.noise_gen.get_state() if self.interrupt else None
+        kept = self._undo.keep() if self.interrupt else None
         try:
             with self._autocast():
                 logits = self.net(x)  # (B, C, H, W) -> (B, classes)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=self.config.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-        except Interrupted:  # draw the same dropout masks when this step is taken again
-            self.noise_gen.set_state(noise)
+        except Interrupted:  # the same dropout masks, BatchNorm's averages as they were
+            self._undo.restore(kept)
             raise
         return logits, loss
 
@@ -372,18 +374,6 @@ class Trainer:
         record = EvalRecord(step=self.step_count, epoch=self.epoch, loss=loss, accuracy=acc)
         self.log.append_eval(record)
         return record
-
-
-def _watch(net: Net, check: Callable[[], None]) -> None:
-    """`check` before each block's forward and when backward reaches its output."""
-
-    def after_forward(module, args, output):
-        if isinstance(output, torch.Tensor) and output.requires_grad:
-            output.register_hook(lambda grad: check())
-
-    for module in (net.stem, *net.blocks, net.head):
-        module.register_forward_pre_hook(lambda module, args: check())
-        module.register_forward_hook(after_forward)
 
 
 def _make_optimizer(params: list[nn.Parameter], c: TrainConfig) -> torch.optim.Optimizer:

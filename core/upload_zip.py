@@ -23,6 +23,7 @@ from torch import Tensor
 
 from core.datasets import DataError
 from core.limits import DATA_LIMITS, DataLimits
+from core.words import N_, say
 
 # Pillow formats we decode. Not EPS (Pillow runs Ghostscript on it), nor the rarer
 # plugins, whose parsers see less use and so less scrutiny.
@@ -120,9 +121,12 @@ def read_zip(
     ]
     if short:
         raise UploadError(
-            f"each class needs at least {limits.min_per_class} readable images, but "
-            f"{', '.join(short)}",
-            fix="add images to those folders or remove them",
+            say(
+                "each class needs at least {n} readable images, but {short}",
+                n=limits.min_per_class,
+                short=", ".join(short),
+            ),
+            fix=N_("add images to those folders or remove them"),
         )
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
     return x, torch.tensor(labels, dtype=torch.int64), classes, tuple(skipped)
@@ -135,8 +139,8 @@ def _open(data: bytes, size: int, limits: DataLimits):
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError):
         raise UploadError(
-            "this file is not a zip archive",
-            fix="zip your class folders (cat/, dog/, ...) and upload the .zip",
+            N_("this file is not a zip archive"),
+            fix=N_("zip your class folders (cat/, dog/, ...) and upload the .zip"),
         ) from None
     infos = archive.infolist()
     if len(infos) > limits.max_entries:
@@ -184,7 +188,9 @@ def _check_layout(infos: list[zipfile.ZipInfo], end: int) -> None:
     never trips this.
     """
     if any(info.flag_bits & 0x1 for info in infos):  # bit 0: encrypted (APPNOTE 4.4.4)
-        raise UploadError("the zip is password-protected", fix="make one without a password")
+        raise UploadError(
+            N_("the zip is password-protected"), fix=N_("make one without a password")
+        )
     spans = sorted(infos, key=lambda i: i.header_offset)
     for a, b in zip(spans, [*spans[1:], None], strict=True):
         start = end if b is None else b.header_offset

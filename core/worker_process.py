@@ -32,8 +32,17 @@ from core.telemetry import Event
 
 REPORT_EVERY_S = 0.5
 MEMORY_ENV = "RESNET_EXPLORER_WORKER_MEMORY_MB"
+NICE_ENV = "RESNET_EXPLORER_WORKER_NICE"
+# Workers yield the CPU to the server: at niceness 10 the kernel gives a busy server
+# process about nine times a worker's share, so pages and /_stcore/health answer while
+# every core trains (tests/e2e/test_health.py prints the effect).
+WORKER_NICE = 10
 MEMORY_MARGIN = 3.0  # the plan's estimate times this, on top of what the process maps
 MEMORY_BASE = 1024**3  # for allocator slack, cached batches and evaluation
+
+
+class ServerGone(Exception):
+    """The server's end of the pipe closed: it was killed or restarted."""
 
 
 # -- data over the pipe ------------------------------------------------------------------
@@ -180,6 +189,9 @@ class Worker:
             self.reschedule(run)
             self.report(force=True)
             self.drive(run)
+        except ServerGone:
+            self.orphaned()
+            return
         except BaseException as e:  # MemoryError and the rest: this run ends, said why
             _, hard = resource.getrlimit(RLIMIT_AS)
             resource.setrlimit(RLIMIT_AS, (hard, hard))  # room to write the failure
@@ -219,8 +231,8 @@ class Worker:
             timeout = 0.0
             try:
                 raw = json.loads(self.conn.recv_bytes())
-            except EOFError:
-                raise SystemExit("the server closed the pipe") from None
+            except (EOFError, OSError):  # closed; reset when our reports lay unread
+                raise ServerGone from None
             if raw.get("kind") == "release":
                 return "release" if run.status == PAUSED else None
             before = run.status
@@ -228,6 +240,8 @@ class Worker:
             if raw["kind"] == "skip":
                 for name, spec in run.specs().items():
                     self.writer.arm(name, spec=spec)
+                if run.status == PAUSED:  # Explain and a resume read the paused checkpoint
+                    self.checkpoint(run)
             if run.status != before:
                 self.status_changed(run)
         return None
@@ -260,6 +274,7 @@ class Worker:
         """Wait for commands while paused; True when released."""
         while run.status == PAUSED:
             if self.commands(run, timeout=REPORT_EVERY_S) == "release":
+                self.checkpoint(run)  # an lr changed while paused goes into the resume point
                 self.send(kind="released")
                 return True
             self.report()
@@ -269,6 +284,25 @@ class Worker:
         checkpoint_run(run, self.writer)
         self.writer.flush()
         self.last_checkpoint = run.step_count
+
+    def orphaned(self) -> None:
+        """The server died (kill -9, a crash, a restart): keep every step taken so far,
+        with a checkpoint to resume from, and leave the run interrupted, not failed; the
+        next server lists it with Resume. Nobody is left to command this worker."""
+        if self.run is None:  # it died while the run was being built: nothing to resume
+            self.writer.close()
+            self.store.finish(self.id, "failed", "the server stopped before the run began")
+            return
+        if not self.run.ended:
+            self.checkpoint(self.run)
+        self.writer.close()
+        step = self.store.mark_interrupted(self.id)
+        self.store.update_run(
+            self.id,
+            message=f"interrupted at step {step}: the server stopped while it trained; "
+            "Resume continues from its last checkpoint",
+            ended=time.time(),
+        )
 
     def end(self, run: Run) -> None:
         if run.ended:
@@ -282,9 +316,21 @@ class Worker:
         self.send(kind="ended", status=run.status if run.ended else PAUSED)
 
 
+def lower_priority() -> int:
+    """Raise this process's niceness by $RESNET_EXPLORER_WORKER_NICE (default 10, 0: not
+    at all); returns the niceness now. Where that is refused, the worker runs as it is."""
+    text = os.environ.get(NICE_ENV, "").strip()
+    step = int(text) if text.isdigit() else WORKER_NICE
+    try:
+        return os.nice(min(step, 19))
+    except OSError:
+        return os.nice(0)
+
+
 def main(job_json: str, conn, flag) -> None:
     """The worker process's entry point (spawned: a fresh interpreter)."""
     job = json.loads(job_json)
+    lower_priority()
     torch.set_num_threads(job.get("threads", 1))
     Worker(job, conn, flag).main()
 

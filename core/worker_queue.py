@@ -30,12 +30,22 @@ class SlotQueue:
         raw = dataclasses.asdict(command)  # JSON: every field travels, at_step too
         if command.at_step is not None:  # sent again to a worker that resumes the run
             self._scheduled.setdefault(slot.id, []).append(raw)
+        if not self._call(slot, raw):
+            return  # the worker is gone; the monitor says why
+        if command.kind in ("stop", "pause") and command.at_step is None:
+            self._interrupt(slot)
+
+    def _call(self, slot: Slot, raw: dict) -> bool:
+        """Send one JSON message down the worker's pipe; False when the worker is gone."""
         try:
             slot.conn.send_bytes(json.dumps(raw).encode())
         except OSError:
-            return  # the worker is gone; the monitor says why
-        if command.kind in ("stop", "pause") and command.at_step is None:
-            slot.flag.value = 1  # after the send: the worker clears it, then drains
+            return False
+        return True
+
+    def _interrupt(self, slot: Slot) -> None:
+        """Raise the shared flag, so a stop or a pause lands within the current step."""
+        slot.flag.value = 1  # after the send: the worker clears it, then drains
 
     def _send_released(self, slot: Slot, row: RunInfo, command: Command) -> None:
         """A command to a paused run without a worker. Caller holds the lock."""

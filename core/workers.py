@@ -25,7 +25,6 @@ directory at a time. `resume` continues such a run from its last checkpoint.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
@@ -367,8 +366,7 @@ class ProcessJobManager(SlotQueue, JobManager):
                 return
             slot.releasing = True
             self.store.update_run(slot.id, message=release_message(self.pause_release_s))
-            with contextlib.suppress(OSError):
-                slot.conn.send_bytes(b'{"kind": "release"}')
+            self._call(slot, {"kind": "release"})
 
     def _ended(self, slot: Slot, exitcode: int | None) -> None:
         with self._lock:

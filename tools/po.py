@@ -1,7 +1,8 @@
 """The translation catalogues without Babel: extract marked strings, read .po, write .mo.
 
-- `extract(folders)`: every literal string passed to `_()` or `N_()` in the Python files
-  of `folders`, found with `ast` (nothing is imported or run).
+- `extract(folders)`: every literal string passed to a marker (MARKERS: `_()`, `N_()`,
+  `fill()`, `translate()`, and core's `say()` from core/words.py) in the Python files of
+  `folders`, found with `ast` (nothing is imported or run).
 - `parse_po(text)`: the entries of a .po file (msgid, msgstr, fuzzy flag, line).
 - `compile_mo(entries)`: GNU .mo bytes that the standard library's `gettext` reads.
 
@@ -22,7 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LOCALES = ROOT / "app" / "locales"
 DOMAIN = "messages"
-MARKERS = ("_", "N_")
+# say(): core/words.py, a template with values; translate: `_` where `_` is a throwaway;
+# fill(): `_()` and its values, numbers as the language writes them (app/i18n.py)
+MARKERS = ("_", "N_", "say", "translate", "fill")
 HEADER = "Content-Type: text/plain; charset=UTF-8\n"
 
 

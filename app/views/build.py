@@ -5,7 +5,7 @@ import dataclasses
 import streamlit as st
 
 from app import choices, diagram, editing, state
-from app.i18n import _
+from app.i18n import _, number, tr
 from app.markup import plain
 from core.blocks import plain_forward_source, residual_forward_source
 from core.errors import ExplainedError
@@ -68,14 +68,15 @@ except ExplainedError as e:  # a SpecError, or any other readable refusal
     info, error = None, e
 if error is not None:
     st.error(
-        _("This network cannot be built yet. {error}").format(error=error), icon=":material/error:"
+        _("This network cannot be built yet. {error}").format(error=tr(error)),
+        icon=":material/error:",
     )
 
 if info is not None:
     totals = info.totals
     m = st.columns(4)
-    m[0].metric(_("Parameters"), f"{totals['params']:,}")
-    m[1].metric(_("Multiply-adds per image"), f"{totals['mult-adds'] / 1e6:,.1f} M")
+    m[0].metric(_("Parameters"), number(totals["params"]))
+    m[1].metric(_("Multiply-adds per image"), number(totals["mult-adds"] / 1e6, 1) + " M")
     m[2].metric(_("Blocks"), totals["blocks"])
     m[3].metric(
         _("Skips on"),
@@ -142,12 +143,13 @@ with right:
             )
         )
         if bad == chosen:
-            st.error(error.advice, icon=":material/error:")
+            advice = tr(error.problem) + (f"; {tr(error.fix)}" if error.fix else "")
+            st.error(advice, icon=":material/error:")  # SpecError.advice, translated
         values = {}
         v = state.spec_version()
         for name, widget, value in editing.field_kinds(block):
             k = state.field_key(v, chosen, name)
-            label = name.replace("_", " ")
+            label = choices.field_label(name)
             if widget == "choice":
                 options = list(editing.CHOICES[name])
                 if value is None or name in ("activation", "init"):
@@ -167,7 +169,9 @@ with right:
             elif widget == "flag_or_inherit":
                 options = [editing.INHERIT, "on", "off"]
                 shown = editing.INHERIT if value is None else ("on" if value else "off")
-                picked = st.selectbox(label, options, index=options.index(shown), key=k)
+                picked = st.selectbox(
+                    label, options, index=options.index(shown), format_func=choices.label, key=k
+                )
                 values[name] = None if picked == editing.INHERIT else picked == "on"
             elif widget == "int":
                 values[name] = int(st.number_input(label, value=value, step=1, key=k))
@@ -263,7 +267,7 @@ with st.expander(_("Save or load the network as JSON")):
             loaded.validate()
         except ExplainedError as e:
             st.error(
-                _("Could not load {file}: {error}").format(file=plain(upload.name), error=e),
+                _("Could not load {file}: {error}").format(file=plain(upload.name), error=tr(e)),
                 icon=":material/error:",
             )
         else:

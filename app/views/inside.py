@@ -7,7 +7,7 @@ networks are copied only when a button starts a computation."""
 
 import streamlit as st
 
-from app import services, state
+from app import lesson_chrome, services, state
 from app.explain_run import choose_arms, choose_run
 from app.i18n import _
 from app.inside_errors import errors_tab
@@ -16,19 +16,29 @@ from app.inside_lesion import lesion_tab
 from app.inside_overfit import overfit_tab
 from app.inside_transfer import transfer_tab
 
-st.title("Inside")
+lesson_chrome.language()  # the URL's language, also when this page runs alone
+st.title(_("Inside"))
 owner = state.owner()
 mgr = services.job_manager()
 note = st.empty()  # always there, so the note does not shift the tabs
 stopped = state.explain_pending()
 if stopped:  # the script was stopped mid-computation: by Cancel, or by another click
-    note.info(f"Stopped computing {stopped}; nothing of it was kept.", icon=":material/cancel:")
+    note.info(
+        _("Stopped computing {what}; nothing of it was kept.").format(what=stopped),
+        icon=":material/cancel:",
+    )
     state.set_explain_pending(None)
 
 info = choose_run(mgr.list(owner))
 arms = choose_arms(info) if info is not None else []
 lesion, landscape, errors, overfit, transfer = st.tabs(
-    ["Lesion study", "Loss landscape", "Per-class errors", "Overfitting", _("Transfer learning")]
+    [
+        _("Lesion study"),
+        _("Loss landscape"),
+        _("Per-class errors"),
+        _("Overfitting"),
+        _("Transfer learning"),
+    ]
 )
 if arms:
     with lesion:

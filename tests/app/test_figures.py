@@ -199,9 +199,9 @@ def test_fold_labels_groups_by_distance_from_the_groups_first_event():
 def test_curves_downsample_to_bucket_means(resnet110_run):
     fig = figures.curves_figure({"r": resnet110_run}, max_points=100)
     train = trace(fig, "r · train")
-    assert len(train.x) == 100
-    assert train.x[0] == 50 and train.x[-1] == 5000  # bucket ends
-    assert train.y[0] == pytest.approx(np.mean(2.0 / np.arange(1, 51)))  # a mean, not a pick
+    assert len(train.x) == 79  # buckets of 64 steps (core.downsample), the last of 8
+    assert train.x[0] == 64 and train.x[-1] == 5000  # bucket ends
+    assert train.y[0] == pytest.approx(np.mean(2.0 / np.arange(1, 65)))  # a mean, not a pick
     assert len(trace(fig, "r · validation").x) == 50  # few: kept whole
     thinned = figures.curves_figure({"r": resnet110_run}, max_points=20)
     assert len(trace(thinned, "r · validation").x) == 20
@@ -318,8 +318,8 @@ def test_resnet110_run_stays_light_and_bounded(resnet110_run):
     for fig in (curves, heat, depth):
         assert figures.figure_bytes(fig) < MB
     assert all(len(t.x) <= 400 for t in curves.data)
-    assert np.asarray(heat.data[0].z).shape == (56, 200)
-    assert len(heat.data[0].x) == 200
+    assert np.asarray(heat.data[0].z).shape == (56, 157)  # buckets of 32 steps
+    assert len(heat.data[0].x) == 157
     assert all(len(t.x) == 56 for t in depth.data)
     # The bound is real: every step would be several times heavier.
     assert figures.figure_bytes(figures.grad_heatmap(resnet110_run, max_points=5000)) > 5 * (

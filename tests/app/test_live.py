@@ -4,11 +4,12 @@ names are shown as typed; Compare finds its running experiment again after a rel
 
 import dataclasses
 import re
+import tomllib
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import choices, live, services, state
+from app import choices, live, live_figures, services, state
 from app.markup import plain
 from core import experiments
 from core.config import TrainConfig
@@ -103,16 +104,16 @@ def test_figures_are_reused_while_the_run_has_no_new_step(finished_run):
     at = page("train")
     at.session_state[state.ACTIVE_JOB] = finished_run
     at.run()
-    mark, drawn = at.session_state[state.LIVE_CHARTS]["train"]
-    assert mark[:2] == (finished_run, "finished") and len(drawn) == 4
+    cache = at.session_state[state.LIVE_CHARTS]["train"]
+    drawn = list(cache.drawn)
+    assert cache.rebuilt == list(live_figures.NAMES) and len(drawn) == 4
     at.run()
-    again = at.session_state[state.LIVE_CHARTS]["train"][1]
-    assert all(a is b for a, b in zip(again, drawn, strict=True))
-    at.toggle(key=state.log_scale_key("train")).set_value(
-        True
-    ).run()  # the reader's choice: rebuilt
-    rebuilt = at.session_state[state.LIVE_CHARTS]["train"][1]
-    assert rebuilt[0] is not drawn[0] and rebuilt[0].layout.yaxis.type == "log"
+    cache = at.session_state[state.LIVE_CHARTS]["train"]
+    assert cache.rebuilt == [] and all(a is b for a, b in zip(cache.drawn, drawn, strict=True))
+    at.toggle(key=state.log_scale_key("train")).set_value(True).run()  # the reader's choice
+    cache = at.session_state[state.LIVE_CHARTS]["train"]
+    assert cache.rebuilt == ["loss"] and cache.drawn[0].layout.yaxis.type == "log"
+    assert all(a is b for a, b in zip(cache.drawn[1:], drawn[1:], strict=True))
 
 
 def test_names_are_shown_as_typed_not_as_markdown():
@@ -228,3 +229,11 @@ def test_multi_net_runs_are_polled_less_often(finished_run):
     assert live.chart_every(four) == 4 * live.CHART_REFRESH_S
     paused = dataclasses.replace(four, status=PAUSED)
     assert live.refresh_every(paused) is None and live.chart_every(paused) is None
+
+
+def test_the_server_does_not_collect_garbage_after_every_poll():
+    """Streamlit's default gc.collect() after each fragment run cost the training beside
+    it up to a second of the server's CPU per status poll (py-spy of the app's run)."""
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["runner"]["postScriptGC"] is False
+    assert config["server"]["fileWatcherType"] == "none"

@@ -3,14 +3,18 @@ through the real RunStore and RunWriter and says on stdout what it has flushed.
 
     python -m tests.core.store_child train <data dir>        a tiny net, checkpoints every 3 steps
     python -m tests.core.store_child checkpoints <data dir>  32 MB checkpoints, back to back
+    python -m tests.core.store_child readonly <data dir>     open a store that cannot write:
+                                                            what it lists and keeps, as JSON
 """
 
+import json
 import sys
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.checkpoint import read_checkpoint
 from core.config import TrainConfig
 from core.model import build
 from core.store import RunStore
@@ -75,6 +79,40 @@ def checkpoints(root: str) -> None:
             say(f"wrote {i}")
 
 
+def readonly(root: str) -> None:
+    """Open the store (run with no right to write `root`), list what was stored, train a
+    new run's records into it, and say it all as one JSON line."""
+    store = RunStore(root)
+    stored = store.list_runs("ann")
+    killed = [r for r in stored if r.name == "killed"]
+    steps = [r.step for r in store.snapshot(killed[0].id, "residual").steps] if killed else []
+    header = read_checkpoint(store.checkpoint_path(killed[0].id, "residual"))[1] if killed else {}
+    run_id = store.create_run("ann", "new", arms={"residual": tiny_spec()}, config=TrainConfig())
+    writer = RunWriter(store, run_id, every_s=3600)
+    for step in range(1, 4):
+        norms = dict(grad_norms=(1.0,), weight_norms=(1.0,), update_ratios=(0.0,))
+        writer.step(
+            "residual", StepRecord(step=step, epoch=0.0, loss=1.0, accuracy=0.5, lr=0.1, **norms)
+        )
+    flushed = writer.close()
+    say(
+        json.dumps(
+            {
+                "saving": store.saving,
+                "message": store.message,
+                "stored": [r.name for r in stored],
+                "killed_steps": steps,
+                "checkpoint_step": header.get("step"),
+                "flushed": flushed,
+                "writer_message": writer.message,
+                "listed": [r.name for r in store.list_runs("ann")],
+                "new_steps": [r.step for r in store.snapshot(run_id, "residual").steps],
+            }
+        )
+    )
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    {"train": train, "checkpoints": checkpoints}[sys.argv[1]](sys.argv[2])
+    modes = {"train": train, "checkpoints": checkpoints, "readonly": readonly}
+    modes[sys.argv[1]](sys.argv[2])

@@ -2,7 +2,6 @@
 retention caps, and the faults (foreign file, a folder in the way, a full disk)."""
 
 import importlib
-import os
 import sqlite3
 import subprocess
 import sys
@@ -217,17 +216,7 @@ def test_a_folder_where_the_database_should_be_keeps_runs_in_memory(tmp_path):
     assert store.run(rid).id == rid  # closing this thread's connection keeps the memory
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_a_read_only_data_folder_keeps_runs_in_memory(tmp_path):
-    folder = tmp_path / "data"
-    folder.mkdir()
-    folder.chmod(0o500)
-    try:
-        store = RunStore(folder)
-        assert not store.saving and "cannot be written" in store.message
-        new_run(store)
-    finally:
-        folder.chmod(0o700)
+# A read-only data folder: tests/core/test_store_readonly.py (as root too).
 
 
 def test_a_full_disk_keeps_records_in_memory_then_saves_them_when_space_returns(tmp_path):

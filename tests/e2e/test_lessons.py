@@ -66,6 +66,17 @@ def _run_to_the_answer(page, key: str, pick: str) -> float:
     return time.monotonic() - start
 
 
+def _answer_shot(page, path) -> None:
+    """The answer with its charts: Streamlit scrolls inside its own container, so a taller
+    window (for the screenshot only) shows what a projector shows by scrolling."""
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": 2 * size["height"]})
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
+    page.wait_for_timeout(1000)  # the charts redraw at the new size
+    page.screenshot(path=str(path))
+    page.set_viewport_size(size)
+
+
 def test_lessons_2_and_8_in_german_presenter_mode(server, page, tmp_path):
     shots = ROOT / os.environ[SHOTS_ENV] if os.environ.get(SHOTS_ENV) else tmp_path
     shots.mkdir(exist_ok=True)
@@ -79,7 +90,7 @@ def test_lessons_2_and_8_in_german_presenter_mode(server, page, tmp_path):
     page.get_by_role("heading", name="Lektion 2: Tiefer ist nicht besser").wait_for()
     seconds = {"02-deeper": _run_to_the_answer(page, "02-deeper", "das Netz mit 20 Schichten")}
     page.get_by_text("Das Netz mit 20 Schichten. Schauen Sie").wait_for()
-    page.screenshot(path=str(shots / "lesson_02_de.png"))
+    _answer_shot(page, shots / "lesson_02_de.png")
 
     page.goto(f"{server}/?lang=de&present=1&lesson=08-switch")
     page.get_by_role("heading", name="Lektion 8: Skip-Verbindungen live einschalten").wait_for()
@@ -87,5 +98,5 @@ def test_lessons_2_and_8_in_german_presenter_mode(server, page, tmp_path):
     seconds["08-switch"] = _run_to_the_answer(page, "08-switch", pick)
     page.get_by_text("Beides reagiert sofort.").wait_for()
     assert page.get_by_text("Wachstum des Gradienten der ersten Schicht").count() == 1
-    page.screenshot(path=str(shots / "lesson_08_de.png"))
+    _answer_shot(page, shots / "lesson_08_de.png")
     print(f"\nlesson seconds (size {os.environ.get(SIZE_ENV, 'tiny')}): {seconds}")
