@@ -237,3 +237,34 @@ def test_the_server_does_not_collect_garbage_after_every_poll():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["runner"]["postScriptGC"] is False
     assert config["server"]["fileWatcherType"] == "none"
+
+
+def test_a_run_whose_disk_refuses_says_so_while_it_trains():
+    def script():
+        from app import live
+        from core.config import TrainConfig
+        from core.jobs_api import JobInfo
+
+        live.status_line(
+            JobInfo(
+                id="r1",
+                owner="o",
+                name="net",
+                status="running",
+                message="",
+                arms=("a",),
+                step=5,
+                total_steps=10,
+                eta_seconds=3.0,
+                images_per_s=100.0,
+                queue_position=None,
+                device="CPU",
+                created=0.0,
+                config=TrainConfig(steps=10, device="cpu"),
+                not_saved="not being saved: the disk is full; free some space",
+            )
+        )
+
+    at = AppTest.from_function(script).run()
+    assert not at.exception
+    assert [w.value for w in at.warning] == ["not being saved: the disk is full; free some space"]
