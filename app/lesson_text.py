@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from app.i18n import N_, _
+from app.i18n import N_, _, figure
 from core.lesson_runs import ClaimResult, changed_plans
 from core.lesson_transfer import SOURCE, TransferStage
 from core.lessons import Lesson
@@ -39,8 +39,8 @@ def number(value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if float(value).is_integer() and abs(value) >= 1000:
-        return f"{int(value):,}"
-    return f"{value:.3g}"
+        return figure(int(value), ",")  # 19,218; German 19.218
+    return figure(value, ".3g")  # 0.093; German 0,093
 
 
 def claim_lines(lesson: Lesson, results: tuple[ClaimResult, ...]) -> list[tuple[bool, str]]:
