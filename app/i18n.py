@@ -107,6 +107,12 @@ def number(x: float, digits: int = 0, *, percent: bool = False) -> str:
     return _localise(f"{x:,.{digits}f}", lang)
 
 
+def figure(x: float, spec: str) -> str:
+    """`format(x, spec)` with the reader's separators: figure(0.0931, ".3g") is 0.0931, in
+    German 0,0931."""
+    return _localise(format(x, spec), current_language())
+
+
 def plotly_separators() -> str:
     """Plotly's `layout.separators` for the reader's language (decimal mark first)."""
     thousands, decimal = SEPARATORS[current_language()]

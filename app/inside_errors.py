@@ -26,7 +26,12 @@ GALLERY = 12  # wrong images shown per net
 
 def errors_tab(mgr, owner: str, info: JobInfo, arms: list[str]) -> None:
     st.caption(_("Which classes each net confuses, on the validation images."))
-    if st.button(_("Count the errors"), type="primary", icon=":material/grid_on:", key="in_err_go"):
+    if st.button(
+        _("Count the errors"),
+        type="primary",
+        icon=":material/grid_on:",
+        key=state.inside_key(state.INSIDE_ERRORS, "go"),
+    ):
         found = compute(
             _("the errors per class"),
             "in_errors",
@@ -58,7 +63,9 @@ def show_errors(confs, thumbs, seconds: float, *, job: str) -> None:
             images=number(next(iter(confs.values())).images), seconds=number(seconds, 1)
         )
     )
-    shares = st.toggle(_("Shares of each true class"), key="in_err_norm")
+    shares = st.toggle(
+        _("Shares of each true class"), key=state.inside_key(state.INSIDE_ERRORS, "norm")
+    )
     cols = st.columns(len(confs))
     for col, (name, conf) in zip(cols, confs.items(), strict=True):
         col.metric(
@@ -77,7 +84,7 @@ def show_errors(confs, thumbs, seconds: float, *, job: str) -> None:
         tables.confusion_csv(confs),
         file_name=f"{run.filename(job, 'confusion')}.csv",
         mime="text/csv",
-        key="in_err_cm_csv",
+        key=state.inside_key(state.INSIDE_ERRORS, "cm_csv"),
     )
     run.chart(
         fig.per_class_figure(confs),
@@ -106,12 +113,12 @@ def _gallery(confs, thumbs, job: str) -> None:
         tables.mistakes_csv(confs),
         file_name=f"{run.filename(job, 'mistakes')}.csv",
         mime="text/csv",
-        key="in_err_mis_csv",
+        key=state.inside_key(state.INSIDE_ERRORS, "mis_csv"),
     )
     if st.button(  # the callback sets the Explain page's choices before any widget is drawn
         _("Explain them on the Explain page"),
         icon=":material/visibility:",
-        key="in_err_explain",
+        key=state.inside_key(state.INSIDE_ERRORS, "explain"),
         on_click=state.explain_misclassified,
         args=(job,),
     ):

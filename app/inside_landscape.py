@@ -13,6 +13,7 @@ import torch
 from app import inside_figures as fig
 from app import inside_run as run
 from app import inside_tables as tables
+from app import state
 from app.explain_run import compute
 from app.i18n import N_, _, number
 from core.inside import scaled_progress
@@ -56,10 +57,19 @@ def landscape_tab(mgr, owner: str, info: JobInfo, arms: list[str]) -> None:
         )
     )
     kind = st.radio(
-        _("Show"), list(KINDS), format_func=lambda k: _(KINDS[k]), horizontal=True, key="in_ls_kind"
+        _("Show"),
+        list(KINDS),
+        format_func=lambda k: _(KINDS[k]),
+        horizontal=True,
+        key=state.inside_key(state.INSIDE_LANDSCAPE, "kind"),
     )
     settings = _settings(info, arms, kind)
-    if st.button(_("Compute"), type="primary", icon=":material/landscape:", key=f"in_ls_go_{kind}"):
+    if st.button(
+        _("Compute"),
+        type="primary",
+        icon=":material/landscape:",
+        key=state.inside_key(state.INSIDE_LANDSCAPE, "go", kind),
+    ):
         found = compute(
             _(WHAT[kind]),
             "in_landscape",
@@ -78,10 +88,19 @@ def _settings(info: JobInfo, arms: list[str], kind: str):
     grid0, images0 = defaults([info.specs[a] for a in arms if a in info.specs])
     c = st.columns(4)
     grid = c[0].number_input(
-        _("Grid (points per axis)"), 3, CAPS.max_landscape_grid, grid0, key=f"in_ls_grid_{info.id}"
+        _("Grid (points per axis)"),
+        3,
+        CAPS.max_landscape_grid,
+        grid0,
+        key=state.inside_key(state.INSIDE_LANDSCAPE, "grid", info.id),
     )
     span = c[1].number_input(
-        _("Range ±"), 0.1, CAPS.max_landscape_span, 1.0, step=0.25, key="in_ls_span"
+        _("Range ±"),
+        0.1,
+        CAPS.max_landscape_span,
+        1.0,
+        step=0.25,
+        key=state.inside_key(state.INSIDE_LANDSCAPE, "span"),
     )
     images = c[2].number_input(
         _("Training images"),
@@ -89,9 +108,11 @@ def _settings(info: JobInfo, arms: list[str], kind: str):
         CAPS.max_landscape_images,
         images0,
         step=32,
-        key=f"in_ls_images_{info.id}",
+        key=state.inside_key(state.INSIDE_LANDSCAPE, "images", info.id),
     )
-    seed = c[3].number_input(_("Seed"), 0, 2**31 - 1, 0, key="in_ls_seed")
+    seed = c[3].number_input(
+        _("Seed"), 0, 2**31 - 1, 0, key=state.inside_key(state.INSIDE_LANDSCAPE, "seed")
+    )
     low, high = (0.0, 1.0) if kind == "line" else (-span, span)
     if kind == "line":
         st.caption(

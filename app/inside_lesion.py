@@ -11,6 +11,7 @@ import streamlit as st
 from app import inside_figures as fig
 from app import inside_run as run
 from app import inside_tables as tables
+from app import state
 from app.explain_run import compute
 from app.i18n import _, number, tr
 from core.inside import scaled_progress
@@ -36,14 +37,28 @@ def lesion_tab(mgr, owner: str, info: JobInfo, arms: list[str]) -> None:
     )
     c = st.columns(3)
     images = c[0].number_input(
-        _("Validation images"), 10, MAX_IMAGES, DEFAULT_IMAGES, step=100, key="in_lesion_images"
+        _("Validation images"),
+        10,
+        MAX_IMAGES,
+        DEFAULT_IMAGES,
+        step=100,
+        key=state.inside_key(state.INSIDE_LESION, "images"),
     )
     draws = c[1].number_input(
-        _("Random draws per k"), 0, MAX_DRAWS, DEFAULT_DRAWS, key="in_lesion_draws"
+        _("Random draws per k"),
+        0,
+        MAX_DRAWS,
+        DEFAULT_DRAWS,
+        key=state.inside_key(state.INSIDE_LESION, "draws"),
     )
-    seed = c[2].number_input(_("Seed"), 0, 2**31 - 1, 0, key="in_lesion_seed")
+    seed = c[2].number_input(
+        _("Seed"), 0, 2**31 - 1, 0, key=state.inside_key(state.INSIDE_LESION, "seed")
+    )
     if st.button(
-        _("Run the lesion study"), type="primary", icon=":material/content_cut:", key="in_lesion_go"
+        _("Run the lesion study"),
+        type="primary",
+        icon=":material/content_cut:",
+        key=state.inside_key(state.INSIDE_LESION, "go"),
     ):
         found = compute(
             _("the lesion study"),

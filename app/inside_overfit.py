@@ -9,7 +9,7 @@ import streamlit as st
 from app import inside_figures as fig
 from app import inside_run as run
 from app import inside_tables as tables
-from app import services
+from app import services, state
 from app.choices import dataset_title, status_word
 from app.i18n import _, fill
 from core.experiments import RACE_DATA, RACES, data_request, race_pair
@@ -26,14 +26,32 @@ def overfit_tab(mgr, owner: str) -> None:
         )
     )
     c = st.columns(4)
-    label = c[0].selectbox(_("Net"), list(RACES)[:3], format_func=_, key="in_of_net")
-    data = c[1].selectbox(_("Data"), RACE_DATA, format_func=dataset_title, key="in_of_data")
-    steps = c[2].number_input(
-        _("Steps per run"), 10, 100_000, DEFAULT_STEPS, step=50, key="in_of_steps"
+    label = c[0].selectbox(
+        _("Net"), list(RACES)[:3], format_func=_, key=state.inside_key(state.INSIDE_OVERFIT, "net")
     )
-    decay = c[3].toggle(fill("Weight decay {decay:g}", decay=WEIGHT_DECAY), key="in_of_wd")
+    data = c[1].selectbox(
+        _("Data"),
+        RACE_DATA,
+        format_func=dataset_title,
+        key=state.inside_key(state.INSIDE_OVERFIT, "data"),
+    )
+    steps = c[2].number_input(
+        _("Steps per run"),
+        10,
+        100_000,
+        DEFAULT_STEPS,
+        step=50,
+        key=state.inside_key(state.INSIDE_OVERFIT, "steps"),
+    )
+    decay = c[3].toggle(
+        fill("Weight decay {decay:g}", decay=WEIGHT_DECAY),
+        key=state.inside_key(state.INSIDE_OVERFIT, "wd"),
+    )
     if st.button(
-        _("Start the three runs"), type="primary", icon=":material/play_arrow:", key="in_of_go"
+        _("Start the three runs"),
+        type="primary",
+        icon=":material/play_arrow:",
+        key=state.inside_key(state.INSIDE_OVERFIT, "go"),
     ):
         _start(owner, label, data, int(steps), WEIGHT_DECAY if decay else 0.0)
     _show(mgr, owner)
@@ -64,7 +82,11 @@ def _show(mgr, owner: str) -> None:
         label = f"{name.split(': ', 1)[1]} · {status_word(info.status)}"
         curves[label] = {arm: _with_gap(log.snapshot()) for arm, log in logs.items()}
     run.chart(fig.gap_figure(curves), "in_of_gap", "overfitting_gap", tables.gap_csv(curves))
-    if st.button(_("Refresh"), icon=":material/refresh:", key="in_of_refresh"):
+    if st.button(
+        _("Refresh"),
+        icon=":material/refresh:",
+        key=state.inside_key(state.INSIDE_OVERFIT, "refresh"),
+    ):
         st.rerun()
 
 

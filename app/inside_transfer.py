@@ -33,14 +33,28 @@ def transfer_tab(mgr, owner: str, info: JobInfo) -> None:
         )
     )
     c = st.columns(2)
-    arm = c[0].selectbox(_("Start from the network"), list(info.arms), key=f"in_tr_arm_{info.id}")
+    arm = c[0].selectbox(
+        _("Start from the network"),
+        list(info.arms),
+        key=state.inside_key(state.INSIDE_TRANSFER, "arm", info.id),
+    )
     names = [n for n in DATASET_NAMES if n != "upload" or state.upload_digest()]
-    name = c[1].selectbox(_("New data"), names, format_func=dataset_title, key="in_tr_data")
+    name = c[1].selectbox(
+        _("New data"),
+        names,
+        format_func=dataset_title,
+        key=state.inside_key(state.INSIDE_TRANSFER, "data"),
+    )
     c = st.columns(3)
-    size = c[0].selectbox(_("Image side (px)"), SIZES[name], key=f"in_tr_size_{name}")
+    size = c[0].selectbox(
+        _("Image side (px)"), SIZES[name], key=state.inside_key(state.INSIDE_TRANSFER, "size", name)
+    )
     modes = list(MODE_LABELS)
     mode = c[1].radio(
-        _("What trains"), modes, format_func=lambda m: _(MODE_LABELS[m]), key="in_tr_mode"
+        _("What trains"),
+        modes,
+        format_func=lambda m: _(MODE_LABELS[m]),
+        key=state.inside_key(state.INSIDE_TRANSFER, "mode"),
     )
     steps = c[2].number_input(
         _("Training steps per net"),
@@ -48,10 +62,13 @@ def transfer_tab(mgr, owner: str, info: JobInfo) -> None:
         CAPS.max_transfer_steps,
         CAPS.transfer_steps,
         step=50,
-        key="in_tr_steps",
+        key=state.inside_key(state.INSIDE_TRANSFER, "steps"),
     )
     if st.button(
-        _("Start the transfer race"), type="primary", icon=":material/play_arrow:", key="in_tr_go"
+        _("Start the transfer race"),
+        type="primary",
+        icon=":material/play_arrow:",
+        key=state.inside_key(state.INSIDE_TRANSFER, "go"),
     ):
         _start(mgr, owner, info, arm, _request(name, int(size)), mode, int(steps))
     _follow(mgr, owner)

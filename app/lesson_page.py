@@ -16,6 +16,8 @@ import streamlit as st
 from app import lesson_charts, lesson_chrome, lesson_jobs, lesson_text, state
 from app.i18n import LESSON_WORDS as W
 from app.i18n import N_, _, current_language
+from core.lesson_transfer import LABELS as TRANSFER_LABELS
+from core.lesson_transfer import SCRATCH, TRANSFERRED
 from core.lessons import Lesson
 
 STEPS = ("explain", "predict", "run", "answer")
@@ -98,12 +100,16 @@ def draw_run(lesson: Lesson, present: bool) -> None:
 
 def live(lesson: Lesson, present: bool) -> None:
     """The run's charts, polled once a second while a job is moving."""
-    owner, job_ids = state.owner(), jobs(lesson) or ()
-    first = lesson_jobs.outcome(lesson, job_ids, owner)
+    owner = state.owner()
+    first = lesson_jobs.outcome(lesson, jobs(lesson) or (), owner)
 
     @st.fragment(run_every=REFRESH_S if first.running else None)
     def panel() -> None:
         lesson_chrome.language()  # a fragment's rerun skips the entry script that set it
+        job_ids, problem = lesson_jobs.advance(lesson, jobs(lesson) or (), owner)
+        state.set_lesson_value(state.LESSON_JOBS, lesson.key, job_ids)  # stage 2, once due
+        if problem:
+            st.warning(problem, icon=":material/error:")
         now = lesson_jobs.outcome(lesson, job_ids, owner)
         if first.running and not now.running:
             st.rerun(scope="app")  # the answer can be shown now
@@ -129,13 +135,24 @@ def draw_outcome(lesson: Lesson, outcome, present: bool) -> None:
     for problem in outcome.problems:
         st.warning(problem)
     snapshots = {k: v for k, v in outcome.snapshots.items() if v.steps}
+    stage = {k: snapshots.pop(k) for k in TRANSFER_LABELS if k in snapshots}
+    chart = lesson.settings.get("chart", "train_loss")
+    draw_charts(lesson.key, chart, snapshots, present)
+    if lesson.transfer is not None:
+        st.markdown(f"**{_('Transfer learning')}**")
+        st.caption(lesson_text.transfer_caption(lesson.transfer, outcome))
+        race = {k: stage[k] for k in (TRANSFERRED, SCRATCH) if k in stage}
+        draw_charts(f"{lesson.key}_transfer", "val_accuracy", race, present)
+
+
+def draw_charts(key: str, chart: str, snapshots: dict, present: bool) -> None:
+    """The lesson's charts of these nets: large, one under the other, in presenter mode."""
     if not snapshots:
         return
-    chart = lesson.settings.get("chart", "train_loss")
     figs = lesson_charts.lesson_figures(chart, snapshots, present=present)
     cols = [st.container()] * len(figs) if present else st.columns(len(figs))
     for col, fig, name in zip(cols, figs, ("main", "second"), strict=False):
-        col.plotly_chart(fig, key=f"chart_{lesson.key}_{name}", width="stretch")
+        col.plotly_chart(fig, key=f"chart_{key}_{name}", width="stretch")
 
 
 def draw_answer(lesson: Lesson, present: bool = False) -> None:

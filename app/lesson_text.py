@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import math
 
-from app.i18n import N_, _
+from app.i18n import N_, _, figure
 from core.lesson_runs import ClaimResult, changed_plans
+from core.lesson_transfer import SOURCE, TransferStage
 from core.lessons import Lesson
 from core.spec import format_shape
 
@@ -15,6 +16,7 @@ METRICS = {
     "train_loss": N_("training loss (mean of the last tenth of the steps)"),
     "train_acc": N_("training accuracy (mean of the last tenth of the steps)"),
     "val_acc": N_("validation accuracy"),
+    "val_acc_mean": N_("mean validation accuracy over the run"),
     "gap": N_("gap between training and validation accuracy"),
     "grad_ratio": N_("gradient of the first layer over the last block's"),
     "grad_ratio_init": N_("gradient of the first layer over the last block's, at the start"),
@@ -37,8 +39,8 @@ def number(value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if float(value).is_integer() and abs(value) >= 1000:
-        return f"{int(value):,}"
-    return f"{value:.3g}"
+        return figure(int(value), ",")  # 19,218; German 19.218
+    return figure(value, ".3g")  # 0.093; German 0,093
 
 
 def claim_lines(lesson: Lesson, results: tuple[ClaimResult, ...]) -> list[tuple[bool, str]]:
@@ -117,3 +119,33 @@ def shape_rows(lesson: Lesson) -> list[tuple[str, str, str]]:
         (f"{k}: {b.kind}", format_shape(x.out_shape), format_shape(y.out_shape))
         for k, (b, x, y) in enumerate(rows)
     ]
+
+
+def _classes(classes: tuple[int, ...]) -> str:
+    contiguous = classes == tuple(range(classes[0], classes[-1] + 1))
+    return f"{classes[0]}–{classes[-1]}" if contiguous else ", ".join(map(str, classes))
+
+
+def transfer_caption(stage: TransferStage, outcome) -> str:
+    """Which stage of a transfer runs (or ran), with the source net's accuracy once known."""
+    source = outcome.snapshots.get(SOURCE)
+    parts = [
+        _("Stage 1 of 2: a {net} learns the classes {source} ({steps} steps).")
+        .format(net=stage.net, source=_classes(stage.source), steps=stage.source_steps)
+    ]  # fmt: skip
+    if source is not None and source.evals:
+        parts.append(
+            _("It recognises {acc:.0%} of its validation images.").format(
+                acc=source.evals[-1].accuracy
+            )
+        )
+    if outcome.stage == 2 or not outcome.running:
+        parts.append(
+            _(
+                "Stage 2 of 2: its copy (transferred) and a fresh net (scratch) learn the "
+                "classes {target} from {n} images, on the same batches ({steps} steps)."
+            ).format(target=_classes(stage.target), n=stage.subset, steps=stage.steps)
+        )
+    else:
+        parts.append(_("Stage 2 starts when it is done."))
+    return " ".join(parts)

@@ -88,6 +88,8 @@ def status_line(info: JobInfo, seconds: float = 0.0) -> None:
     if info.device:
         label += _(" · on {device}").format(device=tr(info.device))
     st.progress(min(info.progress, 1.0), text=label)
+    if info.not_saved:  # the disk refused the worker's last write: it trains on, in memory
+        st.warning(tr(info.not_saved), icon=":material/save:")
     if info.status in ("failed", "diverged"):
         st.error(
             _("The run ended early: {message}").format(message=tr(info.message)),

@@ -243,6 +243,16 @@ EXPLAIN_GO, EXPLAIN_PER_IMAGE = "ex_go", "ex_per_image"
 EXPLAIN_SANITY, EXPLAIN_LOCALISATION = "ex_san", "ex_loc"
 
 
+# The Inside page's tabs; a widget's key is `inside_key(tab, widget, *what it is for)`.
+INSIDE_LESION, INSIDE_LANDSCAPE, INSIDE_ERRORS = "lesion", "ls", "err"
+INSIDE_OVERFIT, INSIDE_TRANSFER = "of", "tr"
+
+
+def inside_key(tab: str, widget: str, *parts) -> str:
+    """E.g. inside_key(INSIDE_LANDSCAPE, "grid", run_id): the grid box for that run."""
+    return "_".join(("in", tab, widget, *map(str, parts)))
+
+
 def window_key(side: int) -> str:
     """The occlusion window's widget on images `side` pixels wide."""
     return f"ex_window_{side}"

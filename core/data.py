@@ -148,6 +148,8 @@ def _load_uncached(req: DataRequest, root: Path, download: bool, lim: DataLimits
     else:
         classes, (x, y), test = read_torchvision(req.name, root, download, lim)
 
+    if req.classes is not None:
+        (x, y, masks), test, classes = _keep_classes(req.classes, (x, y, masks), test, classes)
     xv, yv = (x, y) if test is None else test  # validation draws from these
     if test is None:
         val, train = _pick(y, round(req.val_fraction * len(y)), _generator(req.seed, 1))
@@ -173,6 +175,25 @@ def _load_uncached(req: DataRequest, root: Path, download: bool, lim: DataLimits
         masks_train=None if masks is None else masks[train],
         masks_val=None if masks is None else masks[val],
     )
+
+
+def _keep_classes(keep: tuple[int, ...], train, test, classes):
+    """Only the images of the classes `keep`, relabelled 0, 1, ... in its order."""
+    if max(keep) >= len(classes):
+        raise DataError(
+            f"the class subset names class {max(keep)}, but the data have {len(classes)} "
+            f"classes (0 to {len(classes) - 1})",
+            fix="pick class numbers the dataset has",
+        )
+    relabel = torch.full((len(classes),), -1, dtype=torch.long)
+    relabel[list(keep)] = torch.arange(len(keep))
+
+    def only(x, y, masks=None):
+        mine = relabel[y] >= 0
+        return x[mine], relabel[y[mine]], None if masks is None else masks[mine]
+
+    test = None if test is None else only(*test)[:2]
+    return only(*train), test, tuple(classes[c] for c in keep)
 
 
 def _pick(y: Tensor, k: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:

@@ -78,6 +78,9 @@ class DataRequest:
     # use this share only to size the validation subset.
     val_fraction: float = 0.2
     upload: str | None = None  # for name "upload": the zip's SHA-256 from import_upload
+    # Keep only these classes (indices into the dataset's own), relabelled 0, 1, ... in
+    # this order: a second task from the same images (lesson 9: digits 0-4, then 5-9).
+    classes: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         lim = DATA_LIMITS
@@ -102,12 +105,29 @@ class DataRequest:
                 self.subset, N_("the training subset"), 10, lim.max_samples, error=DataError
             )
         checks.number(self.val_fraction, N_("the validation share"), 0.05, 0.5, error=DataError)
+        if self.classes is not None:  # a list when read back from JSON: the key must hash
+            object.__setattr__(self, "classes", _class_subset(self.classes))
         is_digest = isinstance(self.upload, str) and re.fullmatch("[0-9a-f]{64}", self.upload)
         if (self.name == "upload") != bool(is_digest):
             raise DataError(
                 "an uploaded dataset is named by the 64-character SHA-256 that import_upload "
                 "returns, and only name='upload' takes one"
             )
+
+
+def _class_subset(classes) -> tuple[int, ...]:
+    """A class subset as a tuple of at least two different indices; DataError if not."""
+    picked = tuple(classes) if isinstance(classes, (list, tuple)) else ()
+    if (
+        len(picked) < 2
+        or len(set(picked)) != len(picked)
+        or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in picked)
+    ):
+        raise DataError(
+            f"the class subset must be two or more different class numbers, got {classes!r}",
+            fix="write e.g. classes=(5, 6, 7, 8, 9)",
+        )
+    return picked
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

@@ -50,6 +50,7 @@ class JobInfo:
     # the run waits. Cheap to read: pages learn shapes and block kinds from it, no copy.
     specs: dict[str, NetSpec] = field(default_factory=dict)
     classes: tuple[str, ...] = ()  # the class names of the run's dataset, once loaded
+    not_saved: str = ""  # why the run's worker cannot write to the store now ("" = saving)
 
     @property
     def active(self) -> bool:

@@ -17,6 +17,7 @@ import numpy as np
 from core import checks
 from core.config import TrainConfig
 from core.data import DataRequest, load
+from core.lesson_transfer import run_transfer, stage_plans
 from core.lessons import Claim, Lesson, LessonError
 from core.model import build, summary
 from core.presets import cifar_resnet, dense_residual
@@ -67,8 +68,7 @@ def _settings(lesson: Lesson, tiny: bool) -> dict[str, str]:
 
 
 def _num(s: dict, key: str, lo, hi, default, *, where: str, whole: bool = True):
-    raw = s.get(key)
-    if raw is None:
+    if (raw := s.get(key)) is None:
         return default
     try:
         value = int(raw) if whole else float(raw)
@@ -172,14 +172,14 @@ def plan_lesson(lesson: Lesson, *, tiny: bool = False, device: str = "auto") -> 
                 o.get("train", "yes") == "yes",
             )
         )
-    return arms
+    # a transfer stage's three nets: trained by their own jobs, not with the arms
+    return arms + [ArmPlan(*p, train=False) for p in stage_plans(lesson.transfer, device)]
 
 
 def _widths(s: dict, where: str) -> list[str]:
-    parts = s.get("widths", "8,16,32").split(",")
-    if len(parts) != 3:
-        raise LessonError("widths must be three numbers, like 8,16,32", where=where)
-    return parts
+    if len(parts := s.get("widths", "8,16,32").split(",")) == 3:
+        return parts
+    raise LessonError("widths must be three numbers, like 8,16,32", where=where)
 
 
 def job_groups(arms: list[ArmPlan]) -> list[tuple[TrainConfig, DataRequest, list[ArmPlan]]]:
@@ -210,13 +210,17 @@ def run_lesson(
     `should_stop` ends the run early (the claims are then checked on what ran).
     """
     start = time.perf_counter()
-    if lesson.kind == "shapes":
-        claims, details, logs = check_shapes(lesson), {}, {}
-    elif lesson.kind == "shortcut":
-        claims, details, logs = check_shortcut(lesson), {}, {}
+    if lesson.kind in ("shapes", "shortcut"):
+        check = check_shapes if lesson.kind == "shapes" else check_shortcut
+        claims, details, logs = check(lesson), {}, {}
     else:
         arms = plan_lesson(lesson, tiny=tiny, device=device)
         logs, details = _train(arms, on_step, should_stop)
+        if lesson.transfer is not None:  # then its two stages (lesson 9)
+            mark = time.perf_counter()
+            run_transfer(lesson.transfer, device=device, on_step=on_step,
+                         should_stop=should_stop, logs=logs)  # fmt: skip
+            details["transfer_seconds"] = time.perf_counter() - mark
         claims = check_claims(lesson.claims, arms, logs)
     return LessonResult(lesson.key, time.perf_counter() - start, tuple(claims), logs, details)
 
@@ -260,6 +264,8 @@ def metric(name: str, arm: ArmPlan, log: Snapshot | None) -> float:
     tail = max(1, len(log.steps) // 10)
     if name in ("train_loss", "train_acc"):
         return float(np.mean(log.column("loss" if name == "train_loss" else "accuracy")[-tail:]))
+    if name == "val_acc_mean":  # the area under the validation curve
+        return float(np.mean([e.accuracy for e in log.evals])) if log.evals else math.nan
     if name in ("val_acc", "gap"):
         val = log.evals[-1].accuracy if log.evals else math.nan
         return val if name == "val_acc" else metric("train_acc", arm, log) - val
@@ -363,9 +369,9 @@ def check_shortcut(lesson: Lesson) -> list[ClaimResult]:
         blocks[i] = dataclasses.replace(blocks[i], shortcut=kind, skip=True)
         return dataclasses.replace(spec, blocks=tuple(blocks))
 
+    refusal = ""
     try:
         variant("identity").validate()
-        refusal = ""
     except ValueError as e:
         refusal = str(e)
     pad, proj = variant("zero_pad").validate().params, variant("projection").validate().params

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.lesson_texts import LessonError, LessonText, read_texts
+from core.lesson_transfer import LABELS as TRANSFER_LABELS
+from core.lesson_transfer import TransferStage, parse_transfer
 
 LESSON_DIR = Path(__file__).resolve().parents[1] / "assets" / "lessons"
 KINDS = ("shapes", "shortcut", "train")  # the claim checkers core.lesson_runs has
@@ -38,6 +40,7 @@ SETTINGS = {  # header key -> (what it is, for messages)
     "choices": "the answers to pick from, e.g. plain20, plain56",
     "answer": "the right choice",
     "explore": "the tool page that continues the lesson",
+    "transfer": "a transfer stage after the arms, e.g. net=resnet20 source=0-4 target=5-9",
 }
 REPEATED = ("arm", "claim", "test")  # keys that may appear on several lines
 CHARTS = ("train_loss", "val_accuracy", "grad_norms", "shapes", "summary")
@@ -57,6 +60,7 @@ METRICS = (  # what a claim can compare; core.lesson_runs computes each
     "train_loss",  # mean training loss of the last 10% of steps
     "train_acc",  # mean training accuracy of the last 10% of steps
     "val_acc",  # the last validation accuracy
+    "val_acc_mean",  # the mean of every validation accuracy of the run: how fast it learns
     "gap",  # train_acc - val_acc
     "grad_ratio",  # first layer's gradient norm over the last block's, geometric mean
     "grad_ratio_init",  # the same at the first step
@@ -115,6 +119,7 @@ class Lesson:
     claims: tuple[Claim, ...]
     test: dict[str, str]  # settings for the tiny run of the test suite
     texts: dict[str, LessonText]
+    transfer: TransferStage | None = None  # a second stage: core.lesson_transfer
 
     @property
     def choices(self) -> tuple[str, ...]:
@@ -202,6 +207,7 @@ def parse_lesson(text: str, key: str, number: int) -> Lesson:
         claims=tuple(_claim(v, file, n) for n, v in repeated["claim"]),
         test=_pairs(" ".join(v for _, v in repeated["test"]), file, "test"),
         texts=read_texts(lines, end + 1, file),
+        transfer=parse_transfer(settings["transfer"], file) if "transfer" in settings else None,
     )
     _check(lesson, file)
     return lesson
@@ -348,6 +354,8 @@ def _check(lesson: Lesson, file: str) -> None:
             where=file,
             fix="add or remove arm lines",
         )
+    if lesson.transfer is not None:  # its arms can be named in claims
+        labels += TRANSFER_LABELS
     if len(set(labels)) != len(labels) or len(lesson.claims) > MAX_CLAIMS:
         raise LessonError(
             f"arm labels must differ and claims be at most {MAX_CLAIMS}",

@@ -141,6 +141,8 @@ class Worker:
             message=run.message,
             device=run.device,
             classes=list(run.classes),
+            # The disk refused the last flush (full, or made read-only): the page says so.
+            not_saved="" if self.writer.saving else self.writer.message,
         )
 
     def load_data(self) -> TensorData:

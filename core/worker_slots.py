@@ -93,6 +93,7 @@ def job_info(store: RunStore, row: RunInfo, live: dict, position: int | None) ->
         skips=skips,
         specs=specs,
         classes=tuple(classes or ()),
+        not_saved=live.get("not_saved", ""),
     )
 
 

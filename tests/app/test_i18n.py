@@ -371,3 +371,16 @@ def test_a_full_queue_is_refused_in_german():
             "die Warteschlange des Servers ist voll (1200 Läufe warten); versuchen Sie es in "
             "ein paar Minuten wieder"
         )
+
+
+def test_lesson_claim_numbers_are_written_as_the_language_writes_them():
+    from app import lesson_text
+
+    i18n.use_language("de")
+    try:
+        assert lesson_text.number(0.0931) == "0,0931"
+        assert lesson_text.number(19218.0) == "19.218"
+        assert lesson_text.number(2.17) == "2,17"
+    finally:
+        i18n.use_language("en")
+    assert lesson_text.number(0.0931) == "0.0931" and lesson_text.number(19218.0) == "19,218"

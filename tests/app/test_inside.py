@@ -55,9 +55,9 @@ def copies(monkeypatch) -> list[str]:
 
 def test_lesion_study_on_a_button_press_and_no_copy_on_a_rerun(finished_run, copies):
     at = _open(finished_run)
-    at.number_input(key="in_lesion_draws").set_value(2).run()
+    at.number_input(key=state.inside_key(state.INSIDE_LESION, "draws")).set_value(2).run()
     assert copies == [] and not at.get("plotly_chart")
-    at.button(key="in_lesion_go").click().run()
+    at.button(key=state.inside_key(state.INSIDE_LESION, "go")).click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert sorted(copies) == ["Plain-8", "ResNet-8"]
     assert len(at.get("plotly_chart")) == 2  # one block at a time, and the k-curve
@@ -74,17 +74,19 @@ def test_lesion_study_on_a_button_press_and_no_copy_on_a_rerun(finished_run, cop
 
 def test_landscape_2d_and_interpolation_draw_both_nets_on_one_grid(finished_run, copies):
     at = _open(finished_run)
-    at.number_input(key=f"in_ls_grid_{finished_run}").set_value(3)
-    at.number_input(key=f"in_ls_images_{finished_run}").set_value(32).run()
-    at.button(key="in_ls_go_2d").click().run()
+    at.number_input(key=state.inside_key(state.INSIDE_LANDSCAPE, "grid", finished_run)).set_value(3)
+    at.number_input(key=state.inside_key(state.INSIDE_LANDSCAPE, "images", finished_run)).set_value(
+        32
+    ).run()
+    at.button(key=state.inside_key(state.INSIDE_LANDSCAPE, "go", "2d")).click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert len(at.get("plotly_chart")) == 2  # contour and surface
     slices, settings, _ = _kept(at, "landscape_2d", finished_run)
     assert set(slices) == {"Plain-8", "ResNet-8"}
     assert {s.alphas for s in slices.values()} == {(-1.0, 0.0, 1.0)}
-    at.radio(key="in_ls_kind").set_value("line").run()
+    at.radio(key=state.inside_key(state.INSIDE_LANDSCAPE, "kind")).set_value("line").run()
     assert len(copies) == 2 and not at.get("plotly_chart")  # nothing for this kind yet
-    at.button(key="in_ls_go_line").click().run()
+    at.button(key=state.inside_key(state.INSIDE_LANDSCAPE, "go", "line")).click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     line, settings, _ = _kept(at, "landscape_line", finished_run)
     assert settings.low == 0.0 and settings.high == 1.0
@@ -94,16 +96,16 @@ def test_landscape_2d_and_interpolation_draw_both_nets_on_one_grid(finished_run,
 
 def test_errors_per_class_draws_matrices_and_offers_the_explain_page(finished_run):
     at = _open(finished_run)
-    at.button(key="in_err_go").click().run()
+    at.button(key=state.inside_key(state.INSIDE_ERRORS, "go")).click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     confs, thumbs, _ = _kept(at, "errors", finished_run)
     assert len(at.get("plotly_chart")) == 3  # a matrix per net, and the accuracy per class
     for name, conf in confs.items():
         assert conf.images == 64  # the tiny data's validation split
         assert (thumbs[name] is None) == (not conf.mistakes)
-    at.toggle(key="in_err_norm").set_value(True).run()
+    at.toggle(key=state.inside_key(state.INSIDE_ERRORS, "norm")).set_value(True).run()
     assert not at.exception
-    at.button(key="in_err_explain").click().run()
+    at.button(key=state.inside_key(state.INSIDE_ERRORS, "explain")).click().run()
     assert at.session_state["ex_run"] == finished_run
     assert at.session_state["ex_how"] == "misclassified"
 
@@ -116,7 +118,7 @@ def test_a_refused_computation_is_shown_as_a_readable_error():
     job = mgr.submit(OWNER, "mlp", [Arm("MLP", spec)], separable_data(), config)
     assert mgr.wait(job, timeout=60) == "finished"
     at = _open(job)
-    at.button(key="in_lesion_go").click().run()
+    at.button(key=state.inside_key(state.INSIDE_LESION, "go")).click().run()
     assert not at.exception
     assert [e.value for e in at.error] == [
         "Could not compute the lesion study: lesion study: this network has no block that "
@@ -132,8 +134,8 @@ def test_overfitting_starts_ordinary_runs_and_reads_the_gap_from_them():
     at.session_state[state.OWNER] = owner
     at.run()
     assert "No runs yet" in _texts(at) and "No overfitting runs" in _texts(at)
-    at.number_input(key="in_of_steps").set_value(10).run()
-    at.button(key="in_of_go").click().run()
+    at.number_input(key=state.inside_key(state.INSIDE_OVERFIT, "steps")).set_value(10).run()
+    at.button(key=state.inside_key(state.INSIDE_OVERFIT, "go")).click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     mgr = services.job_manager()
     runs = [i for i in mgr.list(owner) if is_overfitting(i.name)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from app import services
+from app import services, state
 from app.inside_run import initial_net
 from core.transfer import HEAD_KEYS, SCRATCH, TRANSFERRED, is_transfer
 from tests.app.conftest import OWNER, page
@@ -27,12 +27,14 @@ def _transfers() -> list:
 def test_the_button_starts_a_two_arm_race_from_the_chosen_net(finished_run):
     before = {i.id for i in _transfers()}
     at = _open(finished_run)
-    at.selectbox(key=f"in_tr_arm_{finished_run}").set_value("ResNet-8")
-    at.selectbox(key="in_tr_data").set_value("shapes").run()
-    at.selectbox(key="in_tr_size_shapes").set_value(16)
-    at.radio(key="in_tr_mode").set_value("head")
-    at.number_input(key="in_tr_steps").set_value(10).run()
-    at.button(key="in_tr_go").click().run()
+    at.selectbox(key=state.inside_key(state.INSIDE_TRANSFER, "arm", finished_run)).set_value(
+        "ResNet-8"
+    )
+    at.selectbox(key=state.inside_key(state.INSIDE_TRANSFER, "data")).set_value("shapes").run()
+    at.selectbox(key=state.inside_key(state.INSIDE_TRANSFER, "size", "shapes")).set_value(16)
+    at.radio(key=state.inside_key(state.INSIDE_TRANSFER, "mode")).set_value("head")
+    at.number_input(key=state.inside_key(state.INSIDE_TRANSFER, "steps")).set_value(10).run()
+    at.button(key=state.inside_key(state.INSIDE_TRANSFER, "go")).click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     new = [i for i in _transfers() if i.id not in before]
     assert len(new) == 1
@@ -58,8 +60,10 @@ def test_the_button_starts_a_two_arm_race_from_the_chosen_net(finished_run):
 def test_data_the_net_cannot_take_is_refused_and_nothing_starts(finished_run):
     before = len(_transfers())
     at = _open(finished_run)
-    at.selectbox(key="in_tr_data").set_value("digits").run()  # greyscale: the stem takes 3
-    at.button(key="in_tr_go").click().run()
+    at.selectbox(key=state.inside_key(state.INSIDE_TRANSFER, "data")).set_value(
+        "digits"
+    ).run()  # greyscale: the stem takes 3
+    at.button(key=state.inside_key(state.INSIDE_TRANSFER, "go")).click().run()
     assert not at.exception
     assert [e.value for e in at.error] == [
         "Could not start the transfer: transfer: the network's stem takes 3 colour "

@@ -157,3 +157,39 @@ def test_the_presenter_section_of_the_theme_loads_only_in_presenter_mode():
     assert hide in presenting
     assert hide not in normal
     assert presenting.startswith(normal.removesuffix("</style>"))  # the base sheet, then more
+
+
+def test_the_transfer_lesson_starts_its_stages_and_checks_the_race(monkeypatch):
+    """One button: the twins and stage 1 start at once; the page's poll submits stage 2
+    when stage 1 has finished; the claims are decided on all three jobs' logs."""
+    monkeypatch.setenv(SIZE_ENV, "tiny")
+    lesson = LESSONS["09-generalise"]
+    at = _open(lesson.key, "en")
+    at.button(key=f"run_{lesson.key}").click().run()
+    assert not at.exception
+    key = state.lesson_key(state.LESSON_JOBS, lesson.key)
+    mgr = services.job_manager()
+    twins, source = at.session_state[key]
+    assert mgr.info(source, OWNER).name == "09-generalise: source"
+    assert "Stage 1 of 2" in "\n".join(c.value for c in at.caption)
+    assert mgr.wait(source, timeout=600) == "finished"
+    at.run()  # the poll: stage 2 goes in once
+    at.run()
+    jobs = at.session_state[key]
+    assert len(jobs) == 3 and jobs[:2] == (twins, source)
+    race = mgr.info(jobs[2], OWNER)
+    assert race.name == "09-generalise: transfer" and race.arms == ("transferred", "scratch")
+    assert "Stage 2 of 2" in "\n".join(c.value for c in at.caption)
+    for job in jobs:
+        assert mgr.wait(job, timeout=600) == "finished"
+    at.run()
+    assert not at.exception
+    logs = {a: log.snapshot() for job in jobs for a, log in mgr.logs(job, OWNER).items()}
+    expected = check_claims(lesson.claims, plan_lesson(lesson, tiny=True), logs)
+    shown = [line.value for line in (*at.success, *at.warning)]
+    numbers = expected[-1].numbers
+    assert any(
+        f"{numbers['transferred']:.3g}" in line and f"{numbers['scratch']:.3g}" in line
+        for line in shown
+    )
+    assert len(at.get("plotly_chart")) == 4  # the twins' two charts, the race's two

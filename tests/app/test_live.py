@@ -151,16 +151,21 @@ def test_names_are_shown_as_typed_not_as_markdown():
     assert not any(MARKDOWN_NAME in str(m.value) for m in everything)  # never unescaped
 
 
-def test_compare_finds_its_running_experiment_after_a_reload(long_run):
-    mgr = services.job_manager()
+def _race(mgr, steps: int) -> str:
+    """A plain-vs-residual race of tiny 8-layer nets, as Compare's race tab starts one."""
     plain, res = experiments.race_pair("8 layers, narrow", input_shape=(3, 8, 8), num_classes=2)
-    job = mgr.submit(
+    return mgr.submit(
         OWNER,
         f"{experiments.RACE_PREFIX}8 layers, narrow",
         [Arm(plain.name, plain), Arm(res.name, res)],
         separable_data(),
-        TrainConfig(steps=500_000, batch_size=16, device="cpu"),
-    )  # queued behind long_run, or running: active either way
+        TrainConfig(steps=steps, batch_size=16, device="cpu"),
+    )
+
+
+def test_compare_finds_its_running_experiment_after_a_reload(long_run):
+    mgr = services.job_manager()
+    job = _race(mgr, steps=500_000)  # queued behind long_run, or running: active either way
     try:
         at = page("compare")  # a new session: what a reload starts
         at.run()
@@ -187,14 +192,7 @@ def test_compare_states_what_the_gradient_sweep_measured():
 
 def test_compare_says_what_a_finished_race_shows_from_its_numbers():
     mgr = services.job_manager()
-    plain, res = experiments.race_pair("8 layers, narrow", input_shape=(3, 8, 8), num_classes=2)
-    job = mgr.submit(
-        OWNER,
-        f"{experiments.RACE_PREFIX}8 layers, narrow",
-        [Arm(plain.name, plain), Arm(res.name, res)],
-        separable_data(),
-        TrainConfig(steps=6, batch_size=16, device="cpu"),
-    )
+    job = _race(mgr, steps=6)
     assert mgr.wait(job, timeout=120) == "finished"
     at = page("compare")
     at.session_state[state.COMPARE_JOB] = job
@@ -237,3 +235,34 @@ def test_the_server_does_not_collect_garbage_after_every_poll():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["runner"]["postScriptGC"] is False
     assert config["server"]["fileWatcherType"] == "none"
+
+
+def test_a_run_whose_disk_refuses_says_so_while_it_trains():
+    def script():
+        from app import live
+        from core.config import TrainConfig
+        from core.jobs_api import JobInfo
+
+        live.status_line(
+            JobInfo(
+                id="r1",
+                owner="o",
+                name="net",
+                status="running",
+                message="",
+                arms=("a",),
+                step=5,
+                total_steps=10,
+                eta_seconds=3.0,
+                images_per_s=100.0,
+                queue_position=None,
+                device="CPU",
+                created=0.0,
+                config=TrainConfig(steps=10, device="cpu"),
+                not_saved="not being saved: the disk is full; free some space",
+            )
+        )
+
+    at = AppTest.from_function(script).run()
+    assert not at.exception
+    assert [w.value for w in at.warning] == ["not being saved: the disk is full; free some space"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.lesson_runs import check_claims, metric, plan_lesson, run_lesson
+from core.lesson_transfer import LABELS as TRANSFER_LABELS
 from core.lessons import LESSON_DIR, Claim, LessonError, load_lessons, parse_lesson, read_lesson
 
 LESSONS = load_lessons()
@@ -42,7 +43,9 @@ def test_every_train_lesson_plans_at_both_sizes():
             continue
         for tiny in (False, True):
             arms = plan_lesson(lesson, tiny=tiny, device="cpu")
-            assert [a.label for a in arms] == [a.label for a in lesson.arms]
+            stage = list(TRANSFER_LABELS) if lesson.transfer is not None else []
+            assert [a.label for a in arms] == [a.label for a in lesson.arms] + stage
+            assert all(not a.train for a in arms[len(lesson.arms) :])  # their own jobs
             for arm in arms:
                 arm.spec.validate()
                 arm.config.validate()
@@ -200,3 +203,16 @@ def test_job_groups_share_one_config_and_dataset_each():
     assert [[a.label for a in g] for _, _, g in groups] == [["nobn"], ["bn"], ["adam"]]
     groups = job_groups(plan_lesson(by_key["10-costs"]))  # only the small-data net trains
     assert [(d.subset, [a.label for a in g]) for _, d, g in groups] == [(100, ["small"])]
+
+
+def test_the_transfer_stage_runs_after_the_arms_and_its_mean_accuracy_is_the_claims():
+    result = _tiny_run("09-generalise")
+    assert set(TRANSFER_LABELS) <= set(result.logs)
+    assert result.details["transfer_seconds"] > 0
+    arms = {a.label: a for a in plan_lesson(LESSONS[8], tiny=True, device="cpu")}
+    for label in ("transferred", "scratch"):
+        log = result.logs[label]
+        expect = sum(e.accuracy for e in log.evals) / len(log.evals)
+        assert metric("val_acc_mean", arms[label], log) == pytest.approx(expect)
+    (claim,) = (c for c in result.claims if "transferred" in c.text)
+    assert claim.text == "val_acc_mean transferred > scratch" and claim.held

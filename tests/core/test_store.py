@@ -236,6 +236,20 @@ def test_a_full_disk_keeps_records_in_memory_then_saves_them_when_space_returns(
     writer.close()
 
 
+def test_a_worker_that_cannot_save_says_so_on_the_page(tmp_path):
+    """The worker's live report carries its writer's message into the page's JobInfo (the
+    store, which the full disk refuses, cannot carry it)."""
+    from core.worker_slots import job_info
+
+    store = RunStore(tmp_path)
+    rid = new_run(store)
+    row = store.run(rid)
+    assert job_info(store, row, {}, None).not_saved == ""
+    told = "not being saved: the disk is full; free some space"
+    info = job_info(store, row, {"not_saved": told}, None)
+    assert info.not_saved == told and info.message == row.message
+
+
 def test_caps_on_runs_and_bytes_per_owner_are_read_from_the_environment(tmp_path, monkeypatch):
     store = RunStore(tmp_path)
     monkeypatch.setenv(MAX_RUNS_ENV, "2")

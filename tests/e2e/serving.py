@@ -110,3 +110,13 @@ def browser_page(timeout_ms: int = 60_000, **page_args) -> Iterator:
             yield page
         finally:
             browser.close()
+
+
+def start_training(page, epochs: str = "30") -> None:
+    """Open the Train page and start a run on its defaults, `epochs` long."""
+    page.get_by_role("link", name="Train").click()
+    page.get_by_role("heading", name="Train").wait_for()
+    box = page.get_by_label("Epochs")
+    box.fill(epochs)
+    box.press("Tab")
+    page.get_by_role("button", name="Start training").click()

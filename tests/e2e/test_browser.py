@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.e2e.serving import ROOT, browser_page, start_server
+from tests.e2e.serving import ROOT, browser_page, start_server, start_training
 from tests.waiting import wait_for
 
 
@@ -136,12 +136,7 @@ def test_build_train_toggle_stop_in_a_real_browser(server, page, tmp_path):
     page.screenshot(path=str(SHOTS / "build.png"), full_page=False)
 
     # a run on built-in data, long enough to act on while it trains
-    page.get_by_role("link", name="Train").click()
-    page.get_by_role("heading", name="Train").wait_for()
-    epochs = page.get_by_label("Epochs")
-    epochs.fill("30")
-    epochs.press("Tab")
-    page.get_by_role("button", name="Start training").click()
+    start_training(page)
     charts = page.locator('[data-testid="stPlotlyChart"]')
     until(lambda: charts.count() >= 4, what="the four live charts")
     first = until(lambda: _step(page), what="a first step")

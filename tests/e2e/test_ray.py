@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.store import RunStore
-from tests.e2e.serving import browser_page, start_server
+from tests.e2e.serving import browser_page, start_server, start_training
 from tests.e2e.test_browser import _step, until
 
 pytestmark = pytest.mark.e2e
@@ -54,12 +54,7 @@ def test_a_run_on_ray_has_live_charts_and_a_live_skip_toggle(server):
     url, _, data = server
     with browser_page(timeout_ms=TIMEOUT * 1000, viewport={"width": 1600, "height": 1200}) as page:
         page.goto(url)
-        page.get_by_role("link", name="Train").click()
-        page.get_by_role("heading", name="Train").wait_for()
-        epochs = page.get_by_label("Epochs")
-        epochs.fill("30")
-        epochs.press("Tab")
-        page.get_by_role("button", name="Start training").click()
+        start_training(page)
         charts = page.locator('[data-testid="stPlotlyChart"]')
         until(lambda: charts.count() >= 4, "the four live charts", TIMEOUT)
         first = until(lambda: _step(page), "a first step", TIMEOUT)
