@@ -120,7 +120,7 @@ def test_the_server_answers_while_two_runs_train_and_one_worker_is_killed(server
         idle = poll_health(url, IDLE_S, "with no run (same machine, same moment)", server_pid)
         watching = [browser.new_context(viewport=VIEW) for _ in range(2)]
         start_run(watching[0], url, epochs=200)  # the one to kill
-        start_run(watching[1], url, epochs=6)  # the one that finishes
+        start_run(watching[1], url, epochs=20)  # the one that finishes (after both are measured)
         pids = until(lambda: len(workers(server_pid)) == 2 and workers(server_pid), "2 workers")
         busy = poll_health(url, MEASURE_S, "while two runs train, two pages watch", server_pid)
         for context in watching:  # the runs go on in their workers, nobody watching
