@@ -14,7 +14,7 @@ from tests.waiting import wait_for
 DATA = separable_data()
 CPU = {"device": "cpu", "precision": "fp32"}
 LONG = TrainConfig(steps=100_000, batch_size=16, **CPU)  # stopped by the test, never finishes
-SHORT = TrainConfig(steps=12, batch_size=16, eval_every=6, **CPU)
+SHORT = TrainConfig(steps=12, batch_size=16, eval_every=6, device="cpu", precision="fp32")
 
 
 def arms(*keys):
